@@ -1,0 +1,45 @@
+# tunedesk: `make run` sets everything up and serves; `make test` runs every check CI runs.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run install model ingest serve test lint pytest bench clean
+
+run: install model ingest
+	@echo "Open http://$(HOST):$(PORT)/ to chat, http://$(HOST):$(PORT)/docs for the API."
+	$(BIN)/tunedesk serve --host $(HOST) --port $(PORT)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# the CPU build of torch first, pinned, so no dependency pulls the CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev,train]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+model: install
+	$(BIN)/tunedesk model prepare
+
+ingest: install
+	$(BIN)/tunedesk ingest knowledge/sample/docs --prune
+
+test: lint pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/python -m pytest -m "not gpu" -p no:cacheprovider
+
+bench: install model
+	$(BIN)/python bench/chat_latency.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The knowledge base: ingestion, chunking, embedding, search, and the sample product corpus."""

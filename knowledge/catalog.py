@@ -1,0 +1,122 @@
+"""The knowledge base's YAML files: products, troubleshooting templates and system prompts.
+
+Each file is validated on load; an error names the file and the field to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class CatalogError(Exception):
+    """A knowledge-base YAML file that is missing, unparsable or invalid."""
+
+
+class Product(BaseModel):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    aliases: list[str] = []
+    current_version: str | None = None
+
+
+class ProductCatalog(BaseModel):
+    products: list[Product]
+
+    def get(self, product_id: str) -> Product | None:
+        return next((p for p in self.products if p.id == product_id), None)
+
+    @property
+    def ids(self) -> list[str]:
+        return [p.id for p in self.products]
+
+    def detect(self, text: str) -> str | None:
+        """The one product a message names (by id, name or alias), or None if not exactly one."""
+        lowered = text.lower()
+        named = {
+            p.id
+            for p in self.products
+            for alias in [p.id, p.name, *p.aliases]
+            if re.search(rf"(?<![\w-]){re.escape(alias.lower())}(?![\w-])", lowered)
+        }
+        return named.pop() if len(named) == 1 else None
+
+
+class TemplateMatch(BaseModel):
+    error_codes: list[str] = []
+    keywords: list[str] = []
+    intents: list[str] = []
+
+    @field_validator("error_codes")
+    @classmethod
+    def _upper(cls, codes: list[str]) -> list[str]:
+        return [c.strip().upper() for c in codes]
+
+
+class TroubleshootingTemplate(BaseModel):
+    """Ordered steps for one error code or symptom of one product, and when to escalate."""
+
+    id: str
+    version: int = Field(ge=1)
+    product: str
+    title: str
+    match: TemplateMatch
+    ask_customer: list[str] = []
+    steps: list[str] = Field(min_length=1)
+    escalate_when: list[str] = Field(min_length=1)
+    sources: list[str] = []
+
+
+class SystemPrompt(BaseModel):
+    """The brand voice and rules every answer follows."""
+
+    id: str
+    version: int = Field(ge=1)
+    brand: str
+    voice: str
+    rules: list[str] = Field(min_length=1)
+    out_of_scope_reply: str
+    handoff_reply: str | None = None
+
+
+def load_yaml(path: Path, model: type[Model]) -> Model:
+    """Parse and validate one YAML file, naming the file and field on error."""
+    try:
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogError(f"{path}: cannot read YAML: {exc}") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise CatalogError(f"{path}: {fields}") from exc
+
+
+def load_products(directory: Path) -> ProductCatalog:
+    return load_yaml(directory / "products.yaml", ProductCatalog)
+
+
+def load_templates(directory: Path, catalog: ProductCatalog) -> list[TroubleshootingTemplate]:
+    """All troubleshooting/*.yaml templates; ids must match file names and products exist."""
+    templates = []
+    for path in sorted((directory / "troubleshooting").glob("*.yaml")):
+        template = load_yaml(path, TroubleshootingTemplate)
+        if template.id != path.stem:
+            raise CatalogError(f"{path}: id: {template.id!r} must equal the file name")
+        if catalog.get(template.product) is None:
+            raise CatalogError(f"{path}: product: unknown product {template.product!r}")
+        templates.append(template)
+    return templates
+
+
+def load_system_prompt(directory: Path, name: str = "system") -> SystemPrompt:
+    return load_yaml(directory / "prompts" / f"{name}.yaml", SystemPrompt)

@@ -1,0 +1,1 @@
+"""tunedesk service: API, chat, prompting, engines, store, web pages and metrics."""

@@ -1,0 +1,144 @@
+"""create_app(settings): the FastAPI application with its parts built once in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from knowledge.catalog import load_products, load_system_prompt, load_templates
+from knowledge.embedding import Embedder
+from knowledge.index import KnowledgeIndex, open_client
+from service.chat.routes import router as chat_router
+from service.chat.service import ChatLimits, ChatService
+from service.config import Settings
+from service.db import make_engine, migrate, session_factory
+from service.deps import Components
+from service.engines.base import Engine, SamplingParams
+from service.engines.local import LocalEngine
+from service.errors import error_body, install_error_handlers
+from service.metrics import Metrics, install_request_metrics
+from service.prompting.builder import PromptBuilder
+from service.prompting.selection import TemplateSelector
+from service.store.repository import ConversationStore
+from service.web.routes import router as web_router
+
+
+def build_engine(settings: Settings) -> Engine:
+    """The LLM engine that settings.engine.kind names."""
+    engines = {
+        "local": lambda: LocalEngine(
+            settings.model.directory,
+            max_concurrency=settings.engine.max_concurrency,
+            max_queue=settings.engine.max_queue,
+            threads=settings.engine.threads,
+            weights=settings.engine.weights,
+        )
+    }
+    return engines[settings.engine.kind]()
+
+
+@dataclass
+class Overrides:
+    """Parts a caller (tests, benchmarks) supplies instead of building them from settings."""
+
+    engine: Engine | None = None
+    embedder: Embedder | None = None
+
+
+def build_components(settings: Settings, overrides: Overrides) -> Components:
+    db = make_engine(settings.db_url)
+    migrate(db)
+    store = ConversationStore(session_factory(db))
+    knowledge = settings.knowledge
+    client = open_client(knowledge.qdrant_path, knowledge.qdrant_url)
+    index = KnowledgeIndex(client, knowledge.collection, overrides.embedder or Embedder())
+    catalog = load_products(knowledge.catalog_dir)
+    engine = overrides.engine or build_engine(settings)
+    metrics = Metrics()
+    chat = ChatService(
+        store=store,
+        index=index,
+        engine=engine,
+        catalog=catalog,
+        selector=TemplateSelector(load_templates(knowledge.catalog_dir, catalog)),
+        builder=PromptBuilder(load_system_prompt(knowledge.catalog_dir)),
+        metrics=metrics,
+        limits=ChatLimits(
+            max_message_chars=settings.chat.max_message_chars,
+            history_messages=settings.chat.history_messages,
+            top_k=knowledge.top_k,
+            sampling=SamplingParams(
+                max_tokens=settings.engine.max_new_tokens,
+                temperature=settings.engine.temperature,
+            ),
+        ),
+    )
+    return Components(settings, store, index, engine, catalog, chat, metrics)
+
+
+def create_app(settings: Settings | None = None, overrides: Overrides | None = None) -> FastAPI:
+    """The tunedesk API, demo page and metrics."""
+    settings = settings or Settings()
+    components = build_components(settings, overrides or Overrides())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await components.engine.start()
+        await _warm_up(components)
+        try:
+            yield
+        finally:
+            await components.engine.aclose()
+            components.index.client.close()
+
+    app = FastAPI(
+        title="tunedesk",
+        version="0.1.0",
+        summary="Self-hosted support chatbot: product-tuned model + retrieval-grounded prompts.",
+        lifespan=lifespan,
+    )
+    app.state.components = components
+    install_error_handlers(app)
+    install_request_metrics(app, components.metrics)
+    _limit_body_size(app, settings.max_body_bytes)
+    app.include_router(chat_router)
+    app.include_router(web_router)
+    _add_ops_routes(app, components)
+    return app
+
+
+async def _warm_up(components: Components) -> None:
+    """Load the embedder now rather than on the first customer's question."""
+    import asyncio
+
+    await asyncio.to_thread(components.index.embedder.embed, ["warm up"])
+
+
+def _limit_body_size(app: FastAPI, limit: int) -> None:
+    @app.middleware("http")
+    async def _check(request: Request, call_next):  # type: ignore[no-untyped-def]
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            message = f"Request body is {length} bytes; the limit is {limit} bytes."
+            return JSONResponse(error_body("invalid_request", message, "body_too_large"), 413)
+        return await call_next(request)
+
+
+def _add_ops_routes(app: FastAPI, components: Components) -> None:
+    @app.get("/healthz", tags=["ops"], summary="Liveness and readiness")
+    async def healthz() -> JSONResponse:
+        engine = await components.engine.health()
+        body = {
+            "status": "ok" if engine.ok else "degraded",
+            "engine": {"ok": engine.ok, "model": engine.model, "detail": engine.detail},
+            "knowledge": {"chunks": components.index.count()},
+        }
+        return JSONResponse(body, status_code=200 if engine.ok else 503)
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return components.metrics.render()

@@ -1,0 +1,1 @@
+"""Answering customer questions: the chat service and its HTTP routes."""

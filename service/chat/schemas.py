@@ -1,0 +1,86 @@
+"""Request and response bodies of the chat API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+
+class ChatRequest(BaseModel):
+    """A customer message; without conversation_id a new conversation starts."""
+
+    conversation_id: str | None = Field(default=None, max_length=64)
+    message: str = Field(description="The customer's message (1 to 4000 characters).")
+    product: str | None = Field(default=None, max_length=100, description="Product id filter.")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "message": "My router shows error E5, what do I do?",
+                    "product": "halcyon-router-x1000",
+                }
+            ]
+        }
+    }
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("message must not be empty")
+        return text.strip()
+
+
+class Source(BaseModel):
+    """A numbered source the answer could cite."""
+
+    number: int
+    chunk_id: str
+    title: str
+    heading: str
+    source: str
+    product: str | None
+
+
+class ChatResponse(BaseModel):
+    conversation_id: str
+    message_id: str
+    answer: str
+    sources: list[Source]
+    citations: list[int] = Field(description="Source numbers the answer cites, e.g. [1].")
+    troubleshooting_template: str | None
+    product: str | None
+    finish_reason: str
+    usage: dict[str, int]
+    ttft_ms: float | None
+
+
+class RatingRequest(BaseModel):
+    """A rating of an answer: good/bad, or a 1-5 score, or both."""
+
+    rating: Literal["good", "bad"] | None = None
+    score: int | None = Field(default=None, ge=1, le=5)
+    by: Literal["customer", "agent"] = "customer"
+    corrected_answer: str | None = Field(default=None, max_length=8000)
+    comment: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _something(self) -> RatingRequest:
+        if self.rating is None and self.score is None:
+            raise ValueError("give rating ('good' or 'bad') or score (1-5)")
+        return self
+
+
+class RatingResponse(BaseModel):
+    id: str
+    message_id: str
+    rating: str | None
+    score: int | None
+    by: str
+
+
+class ProductOut(BaseModel):
+    id: str
+    name: str

@@ -1,0 +1,116 @@
+"""The `tunedesk` command. Heavy imports happen inside each command, so --help is instant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="tunedesk: a self-hosted customer-support chatbot.", no_args_is_help=True)
+model_app = typer.Typer(help="Prepare and inspect the base model.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from service.config import Settings
+
+    return Settings()
+
+
+@model_app.command("prepare")
+def model_prepare(
+    force: Annotated[bool, typer.Option(help="Convert again even if already prepared.")] = False,
+) -> None:
+    """Convert the packaged Gemma 3 270M GGUF into the model cache (no download, ever)."""
+    from service.engines.artifacts import prepare_model
+
+    settings = _settings()
+    try:
+        prepare_model(settings.model.directory, report=typer.echo, force=force)
+    except Exception as exc:
+        typer.secho(f"Model preparation failed: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+
+@model_app.command("info")
+def model_info() -> None:
+    """Show where the model lives and whether it is prepared."""
+    import json
+
+    from service.engines.artifacts import read_manifest
+
+    directory = _settings().model.directory
+    manifest = read_manifest(directory)
+    typer.echo(f"model directory: {directory}")
+    typer.echo(json.dumps(manifest, indent=2) if manifest else "not prepared")
+    if manifest is None:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A file or folder of Markdown / text documents.")],
+    product: Annotated[
+        str | None, typer.Option(help="Product id for files without front matter.")
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option(help="Delete indexed sources from this folder that no longer exist.")
+    ] = False,
+) -> None:
+    """Chunk, embed and index documents into the knowledge base (Qdrant)."""
+    from tqdm import tqdm
+
+    from knowledge.embedding import Embedder
+    from knowledge.index import KnowledgeIndex, open_client
+    from knowledge.ingest import ingest as run_ingest
+
+    if not path.exists():
+        typer.secho(f"{path} does not exist.", fg="red", err=True)
+        raise typer.Exit(2)
+    knowledge = _settings().knowledge
+    client = open_client(knowledge.qdrant_path, knowledge.qdrant_url)
+    index = KnowledgeIndex(client, knowledge.collection, Embedder())
+    try:
+        report = run_ingest(
+            index,
+            path,
+            product=product,
+            prune=prune,
+            progress=lambda paths: tqdm(paths, desc="ingesting", unit="file"),
+        )
+    finally:
+        client.close()
+    for source, reason in report.failed:
+        typer.secho(f"failed: {source}: {reason}", fg="yellow", err=True)
+    typer.echo(report.summary())
+    if report.failed and not (report.added or report.updated or report.unchanged):
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the API, the demo page and /metrics."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.engines.artifacts import read_manifest
+
+    settings = _settings()
+    if settings.engine.kind == "local" and read_manifest(settings.model.directory) is None:
+        typer.secho(
+            f"No prepared model in {settings.model.directory}: run `tunedesk model prepare`.",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(1)
+    host, port = host or settings.host, port or settings.port
+    typer.echo(f"tunedesk on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+if __name__ == "__main__":
+    app()

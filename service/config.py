@@ -1,0 +1,97 @@
+"""One Settings object, read from TUNEDESK_* environment variables (nested with __) or .env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SAMPLE_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "sample"
+
+
+class ModelSettings(BaseModel):
+    """Where the base model's Hugging Face artefacts live."""
+
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "tunedesk" / "models",
+        description="Directory that `tunedesk model prepare` converts models into.",
+    )
+    name: str = Field(default="gemma-3-270m", description="Model name inside the cache.")
+    path: Path | None = Field(
+        default=None, description="Explicit model directory; overrides cache_dir/name."
+    )
+
+    @property
+    def directory(self) -> Path:
+        """The Hugging Face model directory the engines load."""
+        return self.path if self.path is not None else self.cache_dir / self.name
+
+
+class EngineSettings(BaseModel):
+    """Which LLM engine answers, and how hard it may be pushed."""
+
+    kind: Literal["local"] = Field(default="local", description="local: transformers on CPU.")
+    weights: Literal["int8", "fp32"] = Field(
+        default="int8",
+        description="int8: dynamic int8 linear layers, about 5x faster CPU decoding than fp32.",
+    )
+    max_new_tokens: int = Field(default=192, ge=1, le=4096, description="Answer length cap.")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0 means greedy.")
+    max_concurrency: int = Field(default=1, ge=1, description="Generations running at once.")
+    max_queue: int = Field(default=16, ge=0, description="Requests waiting before 503.")
+    threads: int | None = Field(default=None, description="torch CPU threads (default: all).")
+
+
+class KnowledgeSettings(BaseModel):
+    """The knowledge base: Qdrant location, collection and retrieval depth."""
+
+    qdrant_path: Path | None = Field(default=None, description="Qdrant local-mode directory.")
+    qdrant_url: str | None = Field(default=None, description="Qdrant server URL (overrides path).")
+    collection: str = Field(default="tunedesk", description="Qdrant collection name.")
+    top_k: int = Field(default=4, ge=1, le=20, description="Chunks placed in the prompt.")
+    catalog_dir: Path = Field(
+        default=SAMPLE_KNOWLEDGE_DIR,
+        description="Folder with products.yaml, troubleshooting/ and prompts/.",
+    )
+
+
+class ChatSettings(BaseModel):
+    """Limits on what a customer may send."""
+
+    max_message_chars: int = Field(default=4000, ge=1, description="Longest accepted message.")
+    history_messages: int = Field(default=6, ge=0, description="Past messages in the prompt.")
+
+
+class Settings(BaseSettings):
+    """Everything configurable about tunedesk."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TUNEDESK_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Field(default=Path("var"), description="Database and Qdrant files.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL (default SQLite).")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = Field(default=256 * 1024, description="Largest accepted request body.")
+    model: ModelSettings = ModelSettings()
+    engine: EngineSettings = EngineSettings()
+    knowledge: KnowledgeSettings = KnowledgeSettings()
+    chat: ChatSettings = ChatSettings()
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> Settings:
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.data_dir / 'tunedesk.db'}"
+        if self.knowledge.qdrant_path is None and self.knowledge.qdrant_url is None:
+            self.knowledge.qdrant_path = self.data_dir / "qdrant"
+        return self
+
+    @property
+    def db_url(self) -> str:
+        """The database URL, always set after validation."""
+        assert self.database_url is not None
+        return self.database_url

@@ -1,0 +1,103 @@
+"""Typed domain errors and the one JSON error envelope every response uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class TunedeskError(Exception):
+    """Base class: carries the HTTP status and a stable machine-readable code."""
+
+    status_code = 500
+    error_type = "internal_error"
+    code = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers
+
+
+class InvalidRequest(TunedeskError):
+    status_code = 422
+    error_type = "invalid_request"
+    code = "invalid_request"
+
+
+class NotFound(TunedeskError):
+    status_code = 404
+    error_type = "not_found"
+    code = "not_found"
+
+
+class ConversationNotFound(NotFound):
+    code = "conversation_not_found"
+
+
+class MessageNotFound(NotFound):
+    code = "message_not_found"
+
+
+class UnknownProduct(InvalidRequest):
+    code = "unknown_product"
+
+
+class EngineUnavailable(TunedeskError):
+    status_code = 503
+    error_type = "engine_unavailable"
+    code = "engine_unavailable"
+
+
+class EngineBusy(EngineUnavailable):
+    code = "engine_busy"
+
+
+class ModelNotPrepared(EngineUnavailable):
+    code = "model_not_prepared"
+
+
+def error_body(error_type: str, message: str, code: str) -> dict[str, Any]:
+    """The error envelope: {"error": {"type", "message", "code"}}."""
+    return {"error": {"type": error_type, "message": message, "code": code}}
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return 400, "The request body is not valid JSON.", "malformed_json"
+    parts = []
+    for e in errors:
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return 422, "; ".join(parts), "validation_error"
+
+
+async def _tunedesk_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TunedeskError)
+    body = error_body(exc.error_type, exc.message, exc.code)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    status, message, code = _describe_validation(exc)
+    return JSONResponse(error_body("invalid_request", message, code), status_code=status)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    body = error_body("http_error", str(exc.detail), code)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error, validation included, as the JSON envelope."""
+    app.add_exception_handler(TunedeskError, _tunedesk_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,0 +1,1 @@
+"""The prompt layer: choose a troubleshooting template, assemble the chat prompt, read citations."""

@@ -1,0 +1,1 @@
+"""Conversations, messages and ratings, stored through SQLAlchemy (SQLite or PostgreSQL)."""

@@ -1,0 +1,198 @@
+"""The HTTP API end to end through create_app: tiny Gemma, real SQLite, Qdrant and MiniLM."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, func, select
+
+from service.config import Settings
+from service.store.models import Message, Rating
+
+E5 = "my router shows error E5, what do I do?"
+ERROR_CODES_PAGE = "docs/halcyon-router-x1000/error-codes.md"
+
+
+def rows(settings: Settings, model: Any) -> int:
+    engine = create_engine(settings.db_url)
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def stored_messages(settings: Settings) -> list[Message]:
+    from sqlalchemy.orm import Session
+
+    with Session(create_engine(settings.db_url)) as s:
+        return list(s.scalars(select(Message).order_by(Message.created_at)))
+
+
+def sse_events(client: TestClient, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    with client.stream("POST", "/v1/chat", json=body, headers={"Accept": "text/event-stream"}) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        name = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: ") and name:
+                events.append((name, json.loads(line.removeprefix("data: "))))
+    return events
+
+
+def test_json_answer_cites_the_error_code_page_and_is_stored(
+    client: TestClient, settings: Settings
+) -> None:
+    r = client.post("/v1/chat", json={"message": E5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["product"] == "halcyon-router-x1000"  # detected from "router"
+    assert body["troubleshooting_template"] == "router-e5"
+    assert body["sources"][0]["source"] == ERROR_CODES_PAGE
+    assert body["usage"]["completion_tokens"] > 0
+    user, answer = stored_messages(settings)
+    assert (user.role, user.content) == ("user", E5)
+    assert answer.id == body["message_id"] and answer.role == "assistant"
+    assert answer.content == body["answer"]
+    assert answer.troubleshooting_template_id == "router-e5"
+    assert answer.prompt_template_id == "support-rag"
+    assert answer.sources and answer.sources[0]["source"] == ERROR_CODES_PAGE
+    assert (
+        answer.model == "tiny-gemma"
+        and answer.completion_tokens == body["usage"]["completion_tokens"]
+    )
+
+
+def test_stream_sends_tokens_then_final(client: TestClient, settings: Settings) -> None:
+    events = sse_events(client, {"message": E5, "product": "halcyon-router-x1000"})
+    names = [name for name, _ in events]
+    assert names[-1] == "final" and names.count("final") == 1
+    assert set(names[:-1]) == {"token"} and len(names) > 1
+    final = events[-1][1]
+    streamed = "".join(data["text"] for name, data in events if name == "token")
+    assert final["answer"] == streamed.strip()
+    assert ERROR_CODES_PAGE in {s["source"] for s in final["sources"]}
+    assert stored_messages(settings)[-1].id == final["message_id"]
+
+
+def test_follow_up_continues_the_conversation(client: TestClient, settings: Settings) -> None:
+    first = client.post("/v1/chat", json={"message": E5}).json()
+    second = client.post(
+        "/v1/chat",
+        json={"message": "the light is still red", "conversation_id": first["conversation_id"]},
+    )
+    assert second.status_code == 200
+    assert second.json()["conversation_id"] == first["conversation_id"]
+    assert second.json()["product"] == "halcyon-router-x1000"  # kept from the conversation
+    assert [m.role for m in stored_messages(settings)] == ["user", "assistant"] * 2
+
+
+def test_rating_is_stored(client: TestClient, settings: Settings) -> None:
+    answer = client.post("/v1/chat", json={"message": E5}).json()
+    r = client.post(
+        f"/v1/messages/{answer['message_id']}/rating",
+        json={"rating": "bad", "by": "agent", "corrected_answer": "Restart the modem first [1]."},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["rating"] == "bad"
+    from sqlalchemy.orm import Session
+
+    with Session(create_engine(settings.db_url)) as s:
+        rating = s.scalars(select(Rating)).one()
+    assert (rating.message_id, rating.rater, rating.label) == (answer["message_id"], "agent", "bad")
+    assert rating.corrected_answer == "Restart the modem first [1]."
+
+
+def assert_error(r: Any, status: int, code: str, hint: str) -> None:
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["code"] == code
+    assert hint in error["message"]
+
+
+def test_bad_input_gets_a_clear_error_and_loses_nothing(
+    client: TestClient, settings: Settings
+) -> None:
+    client.post("/v1/chat", json={"message": E5})
+    before = rows(settings, Message)
+    assert_error(client.post("/v1/chat", json={"message": "   "}), 422, "validation_error", "empty")
+    assert_error(
+        client.post("/v1/chat", json={"message": "x" * 100_000}),
+        422,
+        "invalid_request",
+        "limit is 4000",
+    )
+    assert_error(
+        client.post("/v1/chat", json={"message": "hi", "conversation_id": "nope"}),
+        404,
+        "conversation_not_found",
+        "nope",
+    )
+    assert_error(
+        client.post(
+            "/v1/chat", content=b'{"message": ', headers={"Content-Type": "application/json"}
+        ),
+        400,
+        "malformed_json",
+        "not valid JSON",
+    )
+    assert_error(
+        client.post("/v1/chat", json={"message": "hi", "product": "toaster"}),
+        422,
+        "unknown_product",
+        "halcyon-router-x1000",
+    )
+    assert_error(client.post("/v1/chat", json={}), 422, "validation_error", "message")
+    assert_error(
+        client.post(
+            "/v1/chat", content=b"x" * 300_000, headers={"Content-Type": "application/json"}
+        ),
+        413,
+        "body_too_large",
+        "limit",
+    )
+    assert rows(settings, Message) == before
+
+
+def test_bad_ratings_are_refused(client: TestClient, settings: Settings) -> None:
+    client.post("/v1/chat", json={"message": E5})
+    user = stored_messages(settings)[0]
+    assert_error(
+        client.post("/v1/messages/missing/rating", json={"rating": "good"}),
+        404,
+        "message_not_found",
+        "missing",
+    )
+    assert_error(
+        client.post(f"/v1/messages/{user.id}/rating", json={"rating": "good"}),
+        422,
+        "invalid_request",
+        "Only answers",
+    )
+    assert_error(
+        client.post(f"/v1/messages/{user.id}/rating", json={}), 422, "validation_error", "score"
+    )
+    assert_error(
+        client.post(f"/v1/messages/{user.id}/rating", json={"score": 9}),
+        422,
+        "validation_error",
+        "score",
+    )
+    assert rows(settings, Rating) == 0
+
+
+def test_ops_endpoints(client: TestClient) -> None:
+    client.post("/v1/chat", json={"message": E5})
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["knowledge"]["chunks"] > 100
+    metrics = client.get("/metrics").text
+    assert "tunedesk_time_to_first_token_seconds_count 1.0" in metrics
+    assert "tunedesk_completion_tokens_total" in metrics
+    assert 'route="/v1/chat"' in metrics
+    assert client.get("/openapi.json").json()["paths"]["/v1/chat"]
+    assert client.get("/docs").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and "<textarea" in page.text
+    assert_error(client.get("/nowhere"), 404, "route_not_found", "Not Found")

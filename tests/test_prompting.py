@@ -1,0 +1,92 @@
+"""Template selection, prompt assembly and citation checks on the sample knowledge base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from knowledge.catalog import (
+    CatalogError,
+    TroubleshootingTemplate,
+    load_products,
+    load_system_prompt,
+    load_templates,
+    load_yaml,
+)
+from knowledge.index import SearchHit
+from service.config import SAMPLE_KNOWLEDGE_DIR
+from service.prompting.builder import PromptBuilder, cited_numbers
+from service.prompting.selection import TemplateSelector, error_codes
+
+CATALOG = load_products(SAMPLE_KNOWLEDGE_DIR)
+TEMPLATES = load_templates(SAMPLE_KNOWLEDGE_DIR, CATALOG)
+
+
+def hit(n: int) -> SearchHit:
+    return SearchHit(
+        f"c{n}", 1.0, f"text {n}", f"Page {n}", f"docs/p{n}.md", ["Page", f"S{n}"], None
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [("error E5", {"E5"}), ("it says e-05!", {"E5"}), ("code E 21 again", {"E21"})],
+)
+def test_error_codes_are_normalised(text: str, codes: set[str]) -> None:
+    assert error_codes(text) == codes
+
+
+@pytest.mark.parametrize(
+    ("question", "product", "expected"),
+    [
+        ("my router shows error E5, what do I do?", "halcyon-router-x1000", "router-e5"),
+        ("My router shows error E5", None, "router-e5"),
+        ("thermostat says E21", "halcyon-thermostat-t2", "thermostat-e21"),
+        ("what colour is the box", "halcyon-router-x1000", None),
+    ],
+)
+def test_template_selection(question: str, product: str | None, expected: str | None) -> None:
+    chosen = TemplateSelector(TEMPLATES).select(question, product)
+    assert (chosen.id if chosen else None) == expected
+
+
+def test_a_different_error_code_does_not_pick_the_template() -> None:
+    chosen = TemplateSelector(TEMPLATES).select("router error E5", "halcyon-thermostat-t2")
+    assert chosen is None or "E5" not in chosen.match.error_codes
+
+
+def test_prompt_puts_stable_parts_first_and_the_question_last() -> None:
+    template = next(t for t in TEMPLATES if t.id == "router-e5")
+    history = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi there"}]
+    built = PromptBuilder(load_system_prompt(SAMPLE_KNOWLEDGE_DIR)).build(
+        "E5 again {not a placeholder}",
+        [hit(1), hit(2)],
+        template,
+        history,  # type: ignore[arg-type]
+    )
+    roles = [m["role"] for m in built.messages]
+    assert roles == ["system", "user", "assistant", "user"]
+    system = built.messages[0]["content"]
+    assert (
+        system.index("Halcyon Home") < system.index(template.title) < system.index("[1] Page > S1")
+    )
+    assert built.messages[-1]["content"] == "E5 again {not a placeholder}"
+
+
+def test_citations_outside_the_prompt_are_dropped() -> None:
+    assert cited_numbers("Do this [2], then [1] and [7] and [2] again.", 3) == [2, 1]
+
+
+def test_invalid_template_names_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("id: broken\nversion: 0\nproduct: x\ntitle: t\nmatch: {}\nsteps: []\n")
+    with pytest.raises(CatalogError) as err:
+        load_yaml(bad, TroubleshootingTemplate)
+    message = str(err.value)
+    assert (
+        str(bad) in message
+        and "version" in message
+        and "steps" in message
+        and "escalate_when" in message
+    )
