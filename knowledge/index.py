@@ -39,13 +39,25 @@ class SearchHit:
         return " > ".join(self.heading_path) if self.heading_path else self.title
 
 
+class KnowledgeBaseBusy(Exception):
+    """Qdrant's local mode lets one process at a time open its folder."""
+
+
 def open_client(path: Path | None = None, url: str | None = None) -> QdrantClient:
     """A Qdrant client: a server when url is set, otherwise local mode on disk at path."""
     if url:
         return QdrantClient(url=url)
     assert path is not None, "either a Qdrant URL or a local path is needed"
     path.mkdir(parents=True, exist_ok=True)
-    return QdrantClient(path=str(path))
+    try:
+        return QdrantClient(path=str(path))
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):
+            raise
+        raise KnowledgeBaseBusy(
+            f"The knowledge base in {path} is open in another process (is `tunedesk serve` "
+            "running?). Stop it first, or use a Qdrant server (TUNEDESK_KNOWLEDGE__QDRANT_URL)."
+        ) from exc
 
 
 class KnowledgeIndex:

@@ -62,14 +62,18 @@ def ingest(
     from tqdm import tqdm
 
     from knowledge.embedding import Embedder
-    from knowledge.index import KnowledgeIndex, open_client
+    from knowledge.index import KnowledgeBaseBusy, KnowledgeIndex, open_client
     from knowledge.ingest import ingest as run_ingest
 
     if not path.exists():
         typer.secho(f"{path} does not exist.", fg="red", err=True)
         raise typer.Exit(2)
     knowledge = _settings().knowledge
-    client = open_client(knowledge.qdrant_path, knowledge.qdrant_url)
+    try:
+        client = open_client(knowledge.qdrant_path, knowledge.qdrant_url)
+    except KnowledgeBaseBusy as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
     index = KnowledgeIndex(client, knowledge.collection, Embedder())
     try:
         report = run_ingest(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict
 
@@ -65,7 +65,7 @@ class Engine(Protocol):
 
     def stream(
         self, messages: Sequence[ChatMessage], params: SamplingParams, adapter: str | None = None
-    ) -> AsyncIterator[EngineEvent]:
+    ) -> AsyncGenerator[EngineEvent]:
         """Yield TextDelta events, then exactly one Completion."""
         ...
 

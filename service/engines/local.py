@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,7 @@ class LocalEngine:
 
     async def stream(
         self, messages: Sequence[ChatMessage], params: SamplingParams, adapter: str | None = None
-    ) -> AsyncIterator[EngineEvent]:
+    ) -> AsyncGenerator[EngineEvent]:
         if adapter is not None:
             raise InvalidRequest(f"Adapter {adapter!r} is not loaded in the local engine.")
         if self._in_flight >= self._max_waiting:
@@ -152,7 +152,7 @@ class LocalEngine:
 
     async def _generate(
         self, messages: Sequence[ChatMessage], params: SamplingParams
-    ) -> AsyncIterator[EngineEvent]:
+    ) -> AsyncGenerator[EngineEvent]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancel = threading.Event()

@@ -1,0 +1,57 @@
+"""The embedded CPU engine on a tiny Gemma: streaming, the bounded queue, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from service.engines.base import ChatMessage, Completion, SamplingParams, TextDelta
+from service.engines.local import LocalEngine
+from service.errors import EngineBusy, ModelNotPrepared
+
+MESSAGES: list[ChatMessage] = [{"role": "user", "content": "My router shows E5."}]
+
+
+@pytest.fixture
+async def engine(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    engine = LocalEngine(tiny_model_dir, max_concurrency=1, max_queue=0)
+    await engine.start()
+    yield engine
+    await engine.aclose()
+
+
+async def test_stream_yields_text_then_one_completion(engine: LocalEngine) -> None:
+    events = [e async for e in engine.stream(MESSAGES, SamplingParams(max_tokens=8))]
+    *deltas, last = events
+    assert deltas and all(isinstance(d, TextDelta) for d in deltas)
+    assert isinstance(last, Completion)
+    assert last.completion_tokens == 8 and last.finish_reason == "length"
+    assert last.prompt_tokens == len(engine.render(MESSAGES))
+    assert last.ttft_s is not None and last.ttft_s > 0
+
+
+async def test_a_full_queue_is_refused_with_retry_after(engine: LocalEngine) -> None:
+    running = engine.stream(MESSAGES, SamplingParams(max_tokens=400))
+    await anext(running)  # the only slot is now busy generating
+    with pytest.raises(EngineBusy) as refused:
+        await anext(engine.stream(MESSAGES, SamplingParams(max_tokens=4)))
+    assert refused.value.headers == {"Retry-After": "5"}
+    await running.aclose()
+    events = [e async for e in engine.stream(MESSAGES, SamplingParams(max_tokens=4))]
+    assert isinstance(events[-1], Completion)  # the slot was freed
+
+
+async def test_closing_the_stream_stops_generation(engine: LocalEngine) -> None:
+    stream = engine.stream(MESSAGES, SamplingParams(max_tokens=2000))
+    await anext(stream)
+    started = asyncio.get_running_loop().time()
+    await stream.aclose()  # what a closed SSE connection does
+    assert asyncio.get_running_loop().time() - started < 5  # did not run 2000 tokens
+    assert (await engine.health()).detail == "0 in flight"
+
+
+async def test_missing_model_says_how_to_prepare_it(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotPrepared, match="tunedesk model prepare"):
+        await LocalEngine(tmp_path / "nothing").start()
