@@ -36,6 +36,8 @@ def build_engine(settings: Settings) -> Engine:
             max_queue=settings.engine.max_queue,
             threads=settings.engine.threads,
             weights=settings.engine.weights,
+            prefix_cache_size=settings.engine.prefix_cache_size,
+            adapters_dir=settings.engine.adapters_dir,
         )
     }
     return engines[settings.engine.kind]()

@@ -42,6 +42,12 @@ class EngineSettings(BaseModel):
     max_concurrency: int = Field(default=1, ge=1, description="Generations running at once.")
     max_queue: int = Field(default=16, ge=0, description="Requests waiting before 503.")
     threads: int | None = Field(default=None, description="torch CPU threads (default: all).")
+    prefix_cache_size: int = Field(
+        default=8, ge=0, description="Stable prompt prefixes whose KV cache the CPU engine keeps."
+    )
+    adapters_dir: Path | None = Field(
+        default=None, description="LoRA adapters (one folder each) loaded at start."
+    )
 
 
 class KnowledgeSettings(BaseModel):

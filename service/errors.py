@@ -47,6 +47,14 @@ class UnknownProduct(InvalidRequest):
     code = "unknown_product"
 
 
+class AdapterNotFound(NotFound):
+    code = "adapter_not_found"
+
+
+class InvalidAdapter(InvalidRequest):
+    code = "invalid_adapter"
+
+
 class EngineUnavailable(TunedeskError):
     status_code = 503
     error_type = "engine_unavailable"

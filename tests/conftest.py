@@ -16,7 +16,7 @@ from knowledge.ingest import ingest
 from service.app import Overrides, create_app
 from service.config import SAMPLE_KNOWLEDGE_DIR, Settings
 from service.engines.artifacts import prepare_tokenizer
-from tests.tiny_model import build_tiny_gemma
+from tests.tiny_model import build_tiny_adapter, build_tiny_gemma
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -47,6 +47,16 @@ def gemma_tokenizer_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(gemma_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_gemma(gemma_tokenizer_dir, tmp_path_factory.mktemp("tiny") / "tiny-gemma")
+
+
+@pytest.fixture(scope="session")
+def tiny_adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two LoRA adapters for the tiny model: name → folder."""
+    root = tmp_path_factory.mktemp("adapters")
+    return {
+        name: build_tiny_adapter(tiny_model_dir, root / name, seed)
+        for name, seed in [("alpha", 1), ("beta", 2)]
+    }
 
 
 @pytest.fixture(scope="session")

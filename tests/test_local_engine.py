@@ -55,3 +55,48 @@ async def test_closing_the_stream_stops_generation(engine: LocalEngine) -> None:
 async def test_missing_model_says_how_to_prepare_it(tmp_path: Path) -> None:
     with pytest.raises(ModelNotPrepared, match="tunedesk model prepare"):
         await LocalEngine(tmp_path / "nothing").start()
+
+
+SYSTEM = "You are the support assistant of Halcyon Home. " + " ".join(
+    f"Rule {i}: answer only from the numbered sources and cite them." for i in range(12)
+)
+
+
+def conversation(question: str) -> list[ChatMessage]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+
+
+async def generated_text(engine: LocalEngine, messages: list[ChatMessage], **kw: object) -> str:
+    params = SamplingParams(max_tokens=12)
+    events = [e async for e in engine.stream(messages, params, **kw)]  # type: ignore[arg-type]
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+async def test_prefix_reuse_changes_nothing_but_speed(tiny_model_dir: Path) -> None:
+    cached = LocalEngine(tiny_model_dir, prefix_cache_size=4)
+    plain = LocalEngine(tiny_model_dir, prefix_cache_size=0)
+    await cached.start()
+    await plain.start()
+    prompt = cached.runtime.render(conversation("E5 again"))
+    assert prompt.prefix_len > 32  # longer than the tiny model's sliding window
+    for question in ["My router shows E5.", "The LED is red.", "My router shows E5."]:
+        expected = await generated_text(plain, conversation(question))
+        assert await generated_text(cached, conversation(question)) == expected
+    assert (cached.runtime.prefix_cache.misses, cached.runtime.prefix_cache.hits) == (1, 2)
+
+
+async def test_adapters_switch_per_request_and_load_at_run_time(
+    engine: LocalEngine, tiny_adapters: dict[str, Path]
+) -> None:
+    question = conversation("My router shows E5.")
+    base = await generated_text(engine, question)
+    await engine.load_adapter("alpha", str(tiny_adapters["alpha"]))
+    await engine.load_adapter("beta", str(tiny_adapters["beta"]))
+    assert await engine.list_adapters() == ["alpha", "beta"]
+    alpha = await generated_text(engine, question, adapter="alpha")
+    beta = await generated_text(engine, question, adapter="beta")
+    assert len({base, alpha, beta}) == 3
+    assert await generated_text(engine, question) == base  # the base model is untouched
+    assert await generated_text(engine, question, adapter="alpha") == alpha
+    await engine.unload_adapter("beta")
+    assert await engine.list_adapters() == ["alpha"]

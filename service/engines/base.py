@@ -70,3 +70,13 @@ class Engine(Protocol):
         ...
 
     async def health(self) -> EngineHealth: ...
+
+    async def list_adapters(self) -> list[str]:
+        """Names of the LoRA adapters loaded now."""
+        ...
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        """Load (or replace) a LoRA adapter under `name`, without a restart."""
+
+    async def unload_adapter(self, name: str) -> None:
+        """Unload an adapter; AdapterNotFound if it is not loaded."""

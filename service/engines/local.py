@@ -1,4 +1,4 @@
-"""The embedded CPU engine: transformers on the prepared model, streamed from worker threads."""
+"""The embedded CPU engine: the HF model runtime driven from worker threads, streamed async."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from service.engines.base import (
     SamplingParams,
     TextDelta,
 )
-from service.engines.chat_template import END_OF_TURN
-from service.errors import EngineBusy, InvalidRequest, ModelNotPrepared
+from service.engines.hf_model import HFModel, Prompt
+from service.errors import EngineBusy, ModelNotPrepared
 
 _DONE = object()
 
@@ -55,22 +55,8 @@ class _QueueStreamer:
         pass
 
 
-def quantize_int8(model: Any) -> Any:
-    """Dynamic int8 linear layers: decoding on CPU is memory-bound, and int8 reads 4x less.
-
-    The 262k-token output projection alone is 671 MB in fp32, 45 ms a token on this machine.
-    """
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
 class LocalEngine:
-    """Greedy or sampled generation with transformers on CPU; at most `max_concurrency` at once."""
+    """transformers on CPU; at most `max_concurrency` generations, `max_queue` waiting."""
 
     def __init__(
         self,
@@ -80,89 +66,95 @@ class LocalEngine:
         max_queue: int = 16,
         threads: int | None = None,
         weights: str = "int8",
+        prefix_cache_size: int = 8,
+        adapters_dir: Path | None = None,
     ) -> None:
-        self._dir = model_dir
+        self._runtime = HFModel(model_dir, weights, prefix_cache_size)
         self._max_concurrency = max_concurrency
         self._max_waiting = max_concurrency + max_queue
         self._threads = threads
-        self._weights = weights
+        self._adapters_dir = adapters_dir
         self._in_flight = 0
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix="local-engine")
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._model: Any = None
-        self._tokenizer: Any = None
-        self._stop_ids: list[int] = []
 
     @property
     def model_name(self) -> str:
-        return self._dir.name
+        return self._runtime.model_dir.name
+
+    @property
+    def runtime(self) -> HFModel:
+        return self._runtime
 
     async def start(self) -> None:
-        if not (self._dir / "config.json").is_file():
-            raise ModelNotPrepared(f"No model in {self._dir}. Run `tunedesk model prepare` first.")
-        await asyncio.to_thread(self._load)
-
-    def _load(self) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        if self._threads:
-            torch.set_num_threads(self._threads)
-        self._tokenizer = AutoTokenizer.from_pretrained(str(self._dir))
-        self._model = AutoModelForCausalLM.from_pretrained(str(self._dir), dtype=torch.float32)
-        self._model.eval()
-        if self._weights == "int8":
-            self._model = quantize_int8(self._model)
-        end_of_turn = self._tokenizer.convert_tokens_to_ids(END_OF_TURN)
-        self._stop_ids = [i for i in {self._tokenizer.eos_token_id, end_of_turn} if i is not None]
+        if not (self._runtime.model_dir / "config.json").is_file():
+            raise ModelNotPrepared(
+                f"No model in {self._runtime.model_dir}. Run `tunedesk model prepare` first."
+            )
+        await asyncio.to_thread(self._runtime.load, self._threads)
+        for path in sorted(self._adapters_dir.iterdir()) if self._adapters_dir else []:
+            if (path / "adapter_config.json").is_file():
+                await self.load_adapter(path.name, str(path))
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._model = None
 
     async def health(self) -> EngineHealth:
-        loaded = self._model is not None
+        loaded = self._runtime.model is not None
         detail = f"{self._in_flight} in flight" if loaded else "model not loaded"
-        manifest = read_manifest(self._dir) or {}
-        return EngineHealth(
-            ok=loaded, model=manifest.get("base_model", self.model_name), detail=detail
-        )
+        manifest = read_manifest(self._runtime.model_dir) or {}
+        model = manifest.get("base_model", self.model_name)
+        return EngineHealth(ok=loaded, model=model, detail=detail)
+
+    async def list_adapters(self) -> list[str]:
+        return sorted(self._runtime.adapters)
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        async with self._exclusive():
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._runtime.load_adapter, name, Path(path)
+            )
+
+    async def unload_adapter(self, name: str) -> None:
+        async with self._exclusive():
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._runtime.unload_adapter, name
+            )
+
+    def _exclusive(self) -> _AllSlots:
+        return _AllSlots(self._slots, self._max_concurrency)
 
     def render(self, messages: Sequence[ChatMessage]) -> list[int]:
         """Prompt token ids, rendered with the tokenizer's chat template."""
-        ids = self._tokenizer.apply_chat_template(
-            list(messages), add_generation_prompt=True, tokenize=True, return_dict=False
-        )
-        return list(ids)
+        return self._runtime.render(list(messages)).ids
 
     async def stream(
         self, messages: Sequence[ChatMessage], params: SamplingParams, adapter: str | None = None
     ) -> AsyncGenerator[EngineEvent]:
-        if adapter is not None:
-            raise InvalidRequest(f"Adapter {adapter!r} is not loaded in the local engine.")
         if self._in_flight >= self._max_waiting:
             raise EngineBusy("The engine is busy; retry shortly.", headers={"Retry-After": "5"})
         self._in_flight += 1
         try:
             async with self._slots:
-                async for event in self._generate(messages, params):
+                prompt = self._runtime.render(list(messages))
+                async for event in self._generate(prompt, params, adapter):
                     yield event
         finally:
             self._in_flight -= 1
 
     async def _generate(
-        self, messages: Sequence[ChatMessage], params: SamplingParams
+        self, prompt: Prompt, params: SamplingParams, adapter: str | None
     ) -> AsyncGenerator[EngineEvent]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancel = threading.Event()
-        prompt_ids = self.render(messages)
-        streamer = _QueueStreamer(self._tokenizer, loop, queue)
+        streamer = _QueueStreamer(self._runtime.tokenizer, loop, queue)
         started = time.perf_counter()
 
         def work() -> None:
             try:
-                completion = self._run(prompt_ids, params, streamer, cancel, started)
+                generated = self._runtime.generate(prompt, params, adapter, streamer, cancel)
+                completion = self._completion(prompt, generated, params, cancel, streamer, started)
                 loop.call_soon_threadsafe(queue.put_nowait, completion)
             except BaseException as exc:  # handed to the event loop, re-raised there
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
@@ -179,50 +171,39 @@ class LocalEngine:
             cancel.set()  # the client went away or we finished: stop the worker either way
             await asyncio.shield(future)
 
-    def _run(
+    def _completion(
         self,
-        prompt_ids: list[int],
+        prompt: Prompt,
+        generated: list[int],
         params: SamplingParams,
-        streamer: _QueueStreamer,
         cancel: threading.Event,
+        streamer: _QueueStreamer,
         started: float,
     ) -> Completion:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        class _Cancelled(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
-                return cancel.is_set()
-
-        if params.seed is not None:
-            torch.manual_seed(params.seed)
-        sampling = params.temperature > 0
-        with torch.inference_mode():
-            output = self._model.generate(
-                torch.tensor([prompt_ids]),
-                max_new_tokens=params.max_tokens,
-                do_sample=sampling,
-                temperature=params.temperature if sampling else None,
-                top_p=params.top_p if sampling else None,
-                top_k=None,
-                eos_token_id=self._stop_ids,
-                pad_token_id=self._tokenizer.pad_token_id,
-                streamer=streamer,
-                stopping_criteria=StoppingCriteriaList([_Cancelled()]),
-            )
-        generated = output[0, len(prompt_ids) :].tolist()
-        return Completion(
-            prompt_tokens=len(prompt_ids),
-            completion_tokens=len(generated),
-            ttft_s=(streamer.first_token_at - started) if streamer.first_token_at else None,
-            finish_reason=self._finish_reason(generated, params, cancel),
-        )
-
-    def _finish_reason(
-        self, generated: list[int], params: SamplingParams, cancel: threading.Event
-    ) -> Any:
         if cancel.is_set():
-            return "cancelled"
-        if generated and generated[-1] in self._stop_ids:
-            return "stop"
-        return "length" if len(generated) >= params.max_tokens else "stop"
+            reason: Any = "cancelled"
+        elif generated and generated[-1] in self._runtime.stop_ids:
+            reason = "stop"
+        else:
+            reason = "length" if len(generated) >= params.max_tokens else "stop"
+        ttft = streamer.first_token_at - started if streamer.first_token_at else None
+        return Completion(len(prompt.ids), len(generated), ttft, reason)
+
+
+class _AllSlots:
+    """Holds every generation slot: adapters change only while nothing is generating."""
+
+    def __init__(self, slots: asyncio.Semaphore, count: int) -> None:
+        self._slots = slots
+        self._count = count
+        self._held = 0
+
+    async def __aenter__(self) -> None:
+        for _ in range(self._count):
+            await self._slots.acquire()
+            self._held += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for _ in range(self._held):
+            self._slots.release()
+        self._held = 0
