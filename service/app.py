@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -19,6 +19,7 @@ from service.db import make_engine, migrate, session_factory
 from service.deps import Components
 from service.engines.base import Engine, SamplingParams
 from service.engines.local import LocalEngine
+from service.engines.vllm import VLLMEngine
 from service.errors import error_body, install_error_handlers
 from service.metrics import Metrics, install_request_metrics
 from service.prompting.builder import PromptBuilder
@@ -29,18 +30,37 @@ from service.web.routes import router as web_router
 
 def build_engine(settings: Settings) -> Engine:
     """The LLM engine that settings.engine.kind names."""
-    engines = {
-        "local": lambda: LocalEngine(
-            settings.model.directory,
-            max_concurrency=settings.engine.max_concurrency,
-            max_queue=settings.engine.max_queue,
-            threads=settings.engine.threads,
-            weights=settings.engine.weights,
-            prefix_cache_size=settings.engine.prefix_cache_size,
-            adapters_dir=settings.engine.adapters_dir,
-        )
+    builders: dict[str, Callable[[Settings], Engine]] = {
+        "local": build_local_engine,
+        "vllm": build_vllm_engine,
     }
-    return engines[settings.engine.kind]()
+    return builders[settings.engine.kind](settings)
+
+
+def build_local_engine(settings: Settings) -> LocalEngine:
+    engine = settings.engine
+    return LocalEngine(
+        settings.model.directory,
+        max_concurrency=engine.max_concurrency,
+        max_queue=engine.max_queue,
+        threads=engine.threads,
+        weights=engine.weights,
+        prefix_cache_size=engine.prefix_cache_size,
+        adapters_dir=engine.adapters_dir,
+    )
+
+
+def build_vllm_engine(settings: Settings) -> VLLMEngine:
+    engine = settings.engine
+    return VLLMEngine(
+        engine.vllm_url,
+        engine.served_model_name or settings.model.name,
+        api_key=engine.vllm_api_key,
+        timeout_s=engine.timeout_s,
+        max_retries=engine.max_retries,
+        max_concurrency=engine.max_concurrency,
+        max_queue=engine.max_queue,
+    )
 
 
 @dataclass
@@ -73,6 +93,7 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
             max_message_chars=settings.chat.max_message_chars,
             history_messages=settings.chat.history_messages,
             top_k=knowledge.top_k,
+            adapter=settings.engine.adapter,
             sampling=SamplingParams(
                 max_tokens=settings.engine.max_new_tokens,
                 temperature=settings.engine.temperature,

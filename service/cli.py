@@ -9,7 +9,9 @@ import typer
 
 app = typer.Typer(help="tunedesk: a self-hosted customer-support chatbot.", no_args_is_help=True)
 model_app = typer.Typer(help="Prepare and inspect the base model.", no_args_is_help=True)
+engine_app = typer.Typer(help="Run the LLM engine as its own server.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+app.add_typer(engine_app, name="engine")
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -114,6 +116,24 @@ def serve(
     host, port = host or settings.host, port or settings.port
     typer.echo(f"tunedesk on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@engine_app.command("serve")
+def engine_serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+) -> None:
+    """Serve the CPU engine through the OpenAI-compatible routes vLLM serves (adapters too)."""
+    import uvicorn
+
+    from service.app import build_local_engine
+    from service.engines.openai_api.server import create_engine_app
+
+    settings = _settings()
+    name = settings.engine.served_model_name or settings.model.name
+    typer.echo(f"engine {name!r} on http://{host}:{port}/v1 (OpenAI-compatible)")
+    app_ = create_engine_app(build_local_engine(settings), name)
+    uvicorn.run(app_, host=host, port=port, log_level="info")
 
 
 if __name__ == "__main__":

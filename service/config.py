@@ -32,7 +32,19 @@ class ModelSettings(BaseModel):
 class EngineSettings(BaseModel):
     """Which LLM engine answers, and how hard it may be pushed."""
 
-    kind: Literal["local"] = Field(default="local", description="local: transformers on CPU.")
+    kind: Literal["local", "vllm"] = Field(
+        default="local", description="local: transformers on CPU; vllm: a vLLM server over HTTP."
+    )
+    adapter: str | None = Field(default=None, description="LoRA adapter that answers by default.")
+    vllm_url: str = Field(
+        default="http://127.0.0.1:8001/v1", description="OpenAI-compatible base URL of vLLM."
+    )
+    vllm_api_key: str = Field(default="EMPTY", description="Bearer key vLLM was started with.")
+    served_model_name: str | None = Field(
+        default=None, description="Base model name on the vLLM server (default: the model name)."
+    )
+    timeout_s: float = Field(default=60.0, gt=0, description="Longest wait for vLLM to answer.")
+    max_retries: int = Field(default=2, ge=0, description="Retries before the first token only.")
     weights: Literal["int8", "fp32"] = Field(
         default="int8",
         description="int8: dynamic int8 linear layers, about 5x faster CPU decoding than fp32.",

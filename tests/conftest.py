@@ -50,7 +50,9 @@ def tiny_model_dir(gemma_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture(scope="session")
-def tiny_adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def tiny_adapters(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     """Two LoRA adapters for the tiny model: name → folder."""
     root = tmp_path_factory.mktemp("adapters")
     return {

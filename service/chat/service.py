@@ -65,6 +65,7 @@ class ChatLimits:
     history_messages: int
     top_k: int
     sampling: SamplingParams
+    adapter: str | None = None
 
 
 class ChatService:
@@ -146,7 +147,10 @@ class ChatService:
         error: TunedeskError | None = None
         first_token_at: float | None = None
         try:
-            async for event in self._engine.stream(turn.prompt.messages, self._limits.sampling):
+            stream = self._engine.stream(
+                turn.prompt.messages, self._limits.sampling, self._limits.adapter
+            )
+            async for event in stream:
                 if isinstance(event, TextDelta):
                     first_token_at = first_token_at or time.perf_counter()
                     pieces.append(event.text)
@@ -188,6 +192,7 @@ class ChatService:
             troubleshooting_template_id=template.id if template else None,
             troubleshooting_template_version=template.version if template else None,
             model=self._engine.model_name,
+            adapter=self._limits.adapter,
             prompt_tokens=completion.prompt_tokens if completion else None,
             completion_tokens=completion.completion_tokens if completion else None,
             ttft_ms=ttft,

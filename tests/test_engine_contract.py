@@ -1,0 +1,140 @@
+"""One contract, every engine: the local CPU engine and the vLLM client against a real server.
+
+The vLLM client talks to `tunedesk engine serve` (the CPU engine behind vLLM's OpenAI-compatible
+routes) started as its own process on loopback, the same way it talks to `vllm serve` on a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.engines.base import ChatMessage, Completion, Engine, SamplingParams, TextDelta
+from service.engines.local import LocalEngine
+from service.engines.vllm import VLLMEngine
+from service.errors import AdapterNotFound, EngineUnavailable, InvalidAdapter
+
+SERVED = "tiny-gemma"
+QUESTION: list[ChatMessage] = [
+    {"role": "system", "content": "You are the support assistant of Halcyon Home. " * 8},
+    {"role": "user", "content": "My router shows E5."},
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def engine_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`tunedesk engine serve` on the tiny model, as a separate process."""
+    port = free_port()
+    env = os.environ | {
+        "TUNEDESK_MODEL__PATH": str(tiny_model_dir),
+        "TUNEDESK_ENGINE__SERVED_MODEL_NAME": SERVED,
+        "TUNEDESK_DATA_DIR": str(tmp_path_factory.mktemp("engine-server")),
+    }
+    log = (tmp_path_factory.mktemp("logs") / "engine.log").open("w")
+    cmd = [sys.executable, "-m", "service.cli", "engine", "serve", "--port", str(port)]
+    process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, f"engine server exited; see {log.name}"
+        assert time.monotonic() < deadline, "engine server did not become healthy"
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    yield f"{url}/v1"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(params=["local", "vllm"])
+async def engine(request: pytest.FixtureRequest, tiny_model_dir: Path) -> AsyncIterator[Engine]:
+    built: Engine
+    if request.param == "local":
+        built = LocalEngine(tiny_model_dir)
+    else:
+        built = VLLMEngine(request.getfixturevalue("engine_server"), SERVED, max_retries=0)
+    await built.start()
+    yield built
+    for name in await built.list_adapters():
+        await built.unload_adapter(name)
+    await built.aclose()
+
+
+async def collect(engine: Engine, max_tokens: int = 8, adapter: str | None = None) -> list[object]:
+    params = SamplingParams(max_tokens=max_tokens)
+    return [e async for e in engine.stream(QUESTION, params, adapter)]
+
+
+def text_of(events: list[object]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+async def test_streams_text_then_usage_and_timing(engine: Engine) -> None:
+    events = await collect(engine, max_tokens=8)
+    last = events[-1]
+    assert isinstance(last, Completion)
+    assert all(isinstance(e, TextDelta) for e in events[:-1]) and text_of(events)
+    assert last.completion_tokens == 8 and last.finish_reason == "length"
+    assert last.prompt_tokens > 20
+    assert last.ttft_s is not None and 0 < last.ttft_s < 30
+
+
+async def test_greedy_output_is_the_same_on_every_engine(
+    engine: Engine, tiny_model_dir: Path
+) -> None:
+    reference = LocalEngine(tiny_model_dir)
+    await reference.start()
+    assert text_of(await collect(engine)) == text_of(await collect(reference))
+
+
+async def test_adapters_load_switch_and_unload_at_run_time(
+    engine: Engine, tiny_adapters: dict[str, Path]
+) -> None:
+    base = text_of(await collect(engine))
+    await engine.load_adapter("alpha", str(tiny_adapters["alpha"]))
+    assert await engine.list_adapters() == ["alpha"]
+    alpha = text_of(await collect(engine, adapter="alpha"))
+    assert alpha != base
+    assert text_of(await collect(engine)) == base
+    await engine.unload_adapter("alpha")
+    assert await engine.list_adapters() == []
+    with pytest.raises(AdapterNotFound):
+        await collect(engine, adapter="alpha")
+
+
+async def test_bad_adapters_are_refused(engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(InvalidAdapter, match="adapter_config.json"):
+        await engine.load_adapter("broken", str(tmp_path))
+    with pytest.raises(AdapterNotFound):
+        await engine.unload_adapter("never-loaded")
+
+
+async def test_health(engine: Engine) -> None:
+    health = await engine.health()
+    assert health.ok, health.detail
+
+
+async def test_vllm_down_is_engine_unavailable() -> None:
+    engine = VLLMEngine(f"http://127.0.0.1:{free_port()}/v1", SERVED, max_retries=1, timeout_s=5)
+    assert not (await engine.health()).ok
+    started = time.monotonic()
+    with pytest.raises(EngineUnavailable, match="unreachable"):
+        await collect(engine)
+    assert time.monotonic() - started < 10
+    await engine.aclose()
