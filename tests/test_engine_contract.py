@@ -119,7 +119,7 @@ async def test_adapters_load_switch_and_unload_at_run_time(
 
 
 async def test_bad_adapters_are_refused(engine: Engine, tmp_path: Path) -> None:
-    with pytest.raises(InvalidAdapter, match="adapter_config.json"):
+    with pytest.raises(InvalidAdapter, match=r"adapter_config\.json"):
         await engine.load_adapter("broken", str(tmp_path))
     with pytest.raises(AdapterNotFound):
         await engine.unload_adapter("never-loaded")

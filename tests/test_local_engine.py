@@ -62,8 +62,14 @@ SYSTEM = "You are the support assistant of Halcyon Home. " + " ".join(
 )
 
 
-def conversation(question: str) -> list[ChatMessage]:
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+def conversation(question: str, template: str = "", sources: str = "") -> list[ChatMessage]:
+    """Rules, then a troubleshooting template, then sources: the prompt layer's shape."""
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "system", "content": f"Troubleshooting guide {template}: " + "check it. " * 20},
+        {"role": "system", "content": f"Sources: [1] {sources or question}"},
+        {"role": "user", "content": question},
+    ]
 
 
 async def generated_text(engine: LocalEngine, messages: list[ChatMessage], **kw: object) -> str:
@@ -77,12 +83,21 @@ async def test_prefix_reuse_changes_nothing_but_speed(tiny_model_dir: Path) -> N
     plain = LocalEngine(tiny_model_dir, prefix_cache_size=0)
     await cached.start()
     await plain.start()
-    prompt = cached.runtime.render(conversation("E5 again"))
-    assert prompt.prefix_len > 32  # longer than the tiny model's sliding window
-    for question in ["My router shows E5.", "The LED is red.", "My router shows E5."]:
-        expected = await generated_text(plain, conversation(question))
-        assert await generated_text(cached, conversation(question)) == expected
-    assert (cached.runtime.prefix_cache.misses, cached.runtime.prefix_cache.hits) == (1, 2)
+    prompt = cached.runtime.render(conversation("E5 again", "E5"))
+    assert len(prompt.boundaries) == 2  # after the rules, after the template
+    assert prompt.boundaries[0] > 32  # longer than the tiny model's sliding window
+    asked = [
+        ("My router shows E5.", "E5"),
+        ("The LED is red.", "E5"),
+        ("It says E4.", "E4"),
+        ("My router shows E5.", "E5"),
+    ]
+    for question, template in asked:
+        expected = await generated_text(plain, conversation(question, template))
+        assert await generated_text(cached, conversation(question, template)) == expected
+    cache = cached.runtime.prefix_cache
+    # 1st: both levels missed; 2nd: rules+E5 hit; 3rd: rules+E4 missed, rules hit; 4th: hit
+    assert (cache.misses, cache.hits) == (3, 3)
 
 
 async def test_adapters_switch_per_request_and_load_at_run_time(

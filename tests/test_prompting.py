@@ -66,12 +66,17 @@ def test_prompt_puts_stable_parts_first_and_the_question_last() -> None:
         history,  # type: ignore[arg-type]
     )
     roles = [m["role"] for m in built.messages]
-    assert roles == ["system", "user", "assistant", "user"]
-    system = built.messages[0]["content"]
-    assert (
-        system.index("Halcyon Home") < system.index(template.title) < system.index("[1] Page > S1")
-    )
+    assert roles == ["system", "system", "system", "user", "assistant", "user"]
+    rules, guide, sources = (m["content"] for m in built.messages[:3])
+    assert "Halcyon Home" in rules and template.title in guide
+    assert sources.startswith("Sources:") and "[1] Page > S1" in sources
     assert built.messages[-1]["content"] == "E5 again {not a placeholder}"
+
+
+def test_without_sources_the_prompt_says_so() -> None:
+    built = PromptBuilder(load_system_prompt(SAMPLE_KNOWLEDGE_DIR)).build("hi", [], None)
+    assert [m["role"] for m in built.messages] == ["system", "system", "user"]
+    assert "none found" in built.messages[1]["content"]
 
 
 def test_citations_outside_the_prompt_are_dropped() -> None:

@@ -22,6 +22,7 @@ class SamplingParams:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    ignore_eos: bool = False  # generate exactly max_tokens (benchmarks)
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ MIN_PREFIX_TOKENS = 32
 
 @dataclass(frozen=True)
 class Prompt:
-    """Token ids of a rendered prompt and how many of them form its stable prefix."""
+    """Token ids of a rendered prompt and where its stable prefixes end (ascending)."""
 
     ids: list[int]
-    prefix_len: int
+    boundaries: list[int]
 
 
 class HFModel:
@@ -56,19 +56,25 @@ class HFModel:
         self.stop_ids = [i for i in {self.tokenizer.eos_token_id, end_of_turn} if i is not None]
 
     def render(self, messages: list[ChatMessage]) -> Prompt:
-        """Prompt ids; the first system message, when followed by more, is the stable prefix."""
+        """Prompt ids; each leading system message but the last ends a stable prefix."""
         text = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False
         )
         ids = self.tokenizer(text, add_special_tokens=False).input_ids
-        if len(messages) < 2 or messages[0]["role"] != "system":
-            return Prompt(ids, 0)
-        stable = messages[0]["content"]
-        cut = text.find(stable)
-        prefix = self.tokenizer(text[: cut + len(stable)], add_special_tokens=False).input_ids
-        prefix = prefix[:-1]  # the last token may merge with what follows
-        usable = cut >= 0 and len(prefix) >= MIN_PREFIX_TOKENS and ids[: len(prefix)] == prefix
-        return Prompt(ids, len(prefix) if usable else 0)
+        return Prompt(ids, self._boundaries(text, ids, _stable_parts(messages)))
+
+    def _boundaries(self, text: str, ids: list[int], stable: list[str]) -> list[int]:
+        boundaries: list[int] = []
+        cursor = 0
+        for part in stable:
+            found = text.find(part, cursor)
+            if found < 0:
+                break
+            cursor = found + len(part)
+            prefix = self.tokenizer(text[:cursor], add_special_tokens=False).input_ids[:-1]
+            if len(prefix) >= MIN_PREFIX_TOKENS and ids[: len(prefix)] == prefix:
+                boundaries.append(len(prefix))  # minus the last token: it may merge onward
+        return boundaries
 
     def load_adapter(self, name: str, path: Path) -> None:
         from peft import PeftModel
@@ -124,6 +130,7 @@ class HFModel:
                 attention_mask=torch.ones(1, len(prompt.ids), dtype=torch.long),
                 past_key_values=past,
                 max_new_tokens=params.max_tokens,
+                min_new_tokens=params.max_tokens if params.ignore_eos else None,
                 do_sample=sampling,
                 temperature=params.temperature if sampling else None,
                 top_p=params.top_p if sampling else None,
@@ -142,16 +149,27 @@ class HFModel:
         return {"adapter_names": [adapter or BASE]}
 
     def _prefix_kv(self, prompt: Prompt, adapter: str | None, extra: dict[str, Any]) -> Any:
-        if prompt.prefix_len == 0:
-            return None
-        prefix = prompt.ids[: prompt.prefix_len]
-        cached = self.prefix_cache.get(adapter, prefix)
-        if cached is not None:
-            return cached
+        """The KV cache of the longest stable prefix, computing and caching missing levels."""
         import torch
 
-        out = self.model(
-            input_ids=torch.tensor([prefix]), use_cache=True, logits_to_keep=1, **extra
-        )
-        self.prefix_cache.put(adapter, prefix, out.past_key_values)
-        return out.past_key_values
+        kv, done = None, 0
+        for end in reversed(prompt.boundaries):
+            kv = self.prefix_cache.get(adapter, prompt.ids[:end])
+            if kv is not None:
+                done = end
+                break
+        for end in (b for b in prompt.boundaries if b > done):
+            chunk = torch.tensor([prompt.ids[done:end]])
+            out = self.model(
+                input_ids=chunk, past_key_values=kv, use_cache=True, logits_to_keep=1, **extra
+            )
+            kv, done = out.past_key_values, end
+            self.prefix_cache.put(adapter, prompt.ids[:end], kv)
+        return kv
+
+
+def _stable_parts(messages: list[ChatMessage]) -> list[str]:
+    leading = 0
+    while leading < len(messages) and messages[leading]["role"] == "system":
+        leading += 1
+    return [m["content"] for m in messages[: leading - 1]]

@@ -20,7 +20,7 @@ from service.engines.base import (
     TextDelta,
 )
 from service.engines.hf_model import HFModel, Prompt
-from service.errors import EngineBusy, ModelNotPrepared
+from service.errors import EngineBusy, EngineUnavailable, ModelNotPrepared
 
 _DONE = object()
 
@@ -76,6 +76,7 @@ class LocalEngine:
         self._adapters_dir = adapters_dir
         self._in_flight = 0
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix="local-engine")
+        self._closed = False
         self._slots = asyncio.Semaphore(max_concurrency)
 
     @property
@@ -97,6 +98,8 @@ class LocalEngine:
                 await self.load_adapter(path.name, str(path))
 
     async def aclose(self) -> None:
+        """Stop the workers; the engine is unusable afterwards."""
+        self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def health(self) -> EngineHealth:
@@ -131,6 +134,8 @@ class LocalEngine:
     async def stream(
         self, messages: Sequence[ChatMessage], params: SamplingParams, adapter: str | None = None
     ) -> AsyncGenerator[EngineEvent]:
+        if self._closed:
+            raise EngineUnavailable("The local engine has been shut down.")
         if self._in_flight >= self._max_waiting:
             raise EngineBusy("The engine is busy; retry shortly.", headers={"Retry-After": "5"})
         self._in_flight += 1

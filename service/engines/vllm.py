@@ -159,6 +159,7 @@ class VLLMEngine:
                 temperature=params.temperature,
                 top_p=params.top_p,
                 seed=params.seed,
+                extra_body={"ignore_eos": True} if params.ignore_eos else None,
             )
         except openai.NotFoundError as exc:
             raise AdapterNotFound(f"vLLM does not serve {adapter or self._model!r}.") from exc

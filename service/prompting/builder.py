@@ -1,6 +1,8 @@
 """Assemble one chat prompt with LangChain, stable parts first so engines can reuse the prefix.
 
-Order: system rules → troubleshooting template → numbered sources → history → question.
+Order: system rules → troubleshooting template → numbered sources → history → question. Each
+part is its own system message: every leading system message but the last (the sources) is
+stable across questions, which is where the CPU engine caches keys and values.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ Hand over to a human agent when: {escalate}"""
 
 SOURCES = """Sources:
 {sources}"""
+
+NO_SOURCES = "(none found: say that you do not know and offer a human agent)"
 
 ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
@@ -69,9 +73,10 @@ class PromptBuilder:
         if template is not None:
             parts.append(("system", TROUBLESHOOTING))
             values |= _template_values(template)
-        if hits:
-            parts.append(("system", SOURCES))
-            values["sources"] = "\n\n".join(self._source(i, h) for i, h in enumerate(hits, 1))
+        parts.append(("system", SOURCES))
+        values["sources"] = (
+            "\n\n".join(self._source(i, h) for i, h in enumerate(hits, 1)) or NO_SOURCES
+        )
         prompt = ChatPromptTemplate.from_messages(
             [*parts, MessagesPlaceholder("history"), ("human", "{question}")]
         )
@@ -95,14 +100,7 @@ def _template_values(template: TroubleshootingTemplate) -> dict[str, str]:
 
 
 def _to_engine(messages: Sequence[BaseMessage]) -> list[ChatMessage]:
-    merged: list[ChatMessage] = []
-    for m in messages:
-        role = ROLES[m.type]
-        if merged and role == "system" and merged[-1]["role"] == "system":
-            merged[-1]["content"] += "\n\n" + str(m.content)
-        else:
-            merged.append({"role": role, "content": str(m.content)})  # type: ignore[typeddict-item]
-    return merged
+    return [{"role": ROLES[m.type], "content": str(m.content)} for m in messages]  # type: ignore[typeddict-item]
 
 
 def cited_numbers(answer: str, source_count: int) -> list[int]:

@@ -28,6 +28,7 @@ class ChatCompletionRequest(BaseModel):
     temperature: float = Field(default=1.0, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
     seed: int | None = None
+    ignore_eos: bool = False  # vLLM's extension: generate exactly max_tokens
 
 
 class Usage(BaseModel):

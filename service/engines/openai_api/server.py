@@ -86,6 +86,7 @@ async def chat_completions(
         temperature=body.temperature,
         top_p=body.top_p,
         seed=body.seed,
+        ignore_eos=body.ignore_eos,
     )
     events = engine.stream(messages, params, adapter)
     first = await anext(events)  # refusals (busy, bad adapter) still get an error status
