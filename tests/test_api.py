@@ -196,3 +196,19 @@ def test_ops_endpoints(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "<textarea" in page.text
     assert_error(client.get("/nowhere"), 404, "route_not_found", "Not Found")
+
+
+def test_engine_down_is_503_and_the_failure_is_recorded(settings: Settings, embedder: Any) -> None:
+    from service.app import Overrides, create_app
+    from service.engines.vllm import VLLMEngine
+    from tests.test_engine_contract import free_port
+
+    down = VLLMEngine(f"http://127.0.0.1:{free_port()}/v1", "gemma-3-270m", max_retries=0)
+    with TestClient(create_app(settings, Overrides(engine=down, embedder=embedder))) as client:
+        r = client.post("/v1/chat", json={"message": E5})
+        assert_error(r, 503, "engine_unavailable", "unreachable")
+        assert client.get("/healthz").status_code == 503
+    user, answer = stored_messages(settings)
+    assert user.content == E5  # the customer's message is kept
+    assert (answer.finish_reason, answer.content) == ("error", "")
+    assert answer.error is not None and "unreachable" in answer.error

@@ -158,14 +158,14 @@ class ChatService:
                 else:
                     completion = event
         except TunedeskError as exc:
-            if not pieces:
-                raise  # nothing streamed yet: let the caller answer with a plain error
             error = exc
-        finally:
+        finally:  # also on cancellation: what was generated is stored
             record = self._record(turn, "".join(pieces), completion, first_token_at, error)
             saved = await asyncio.shield(
                 asyncio.to_thread(self._store.add_answer, turn.conversation_id, record)
             )
+        if error is not None and not pieces:
+            raise error  # nothing streamed yet: the caller answers with a plain error status
         if error is not None:
             yield Failure(error.code, error.message)
         yield Final(self._response(turn, saved.id, record))
@@ -197,7 +197,7 @@ class ChatService:
             completion_tokens=completion.completion_tokens if completion else None,
             ttft_ms=ttft,
             latency_ms=(now - turn.received_at) * 1000,
-            finish_reason=completion.finish_reason if completion else "cancelled",
+            finish_reason=_finish_reason(completion, error),
             error=error.message if error else None,
         )
 
@@ -233,6 +233,12 @@ class ChatService:
                 final = event.response
         assert final is not None
         return final
+
+
+def _finish_reason(completion: Completion | None, error: TunedeskError | None) -> str:
+    if completion is not None:
+        return completion.finish_reason
+    return "error" if error is not None else "cancelled"
 
 
 def _source(number: int, hit: SearchHit) -> Source:
