@@ -23,10 +23,11 @@ def sample_questions(kind: str = "in_scope") -> list[dict[str, str]]:
 def rag_prompts(workdir: Path, count: int, chunks: int = 3) -> list[list[ChatMessage]]:
     """System rules + troubleshooting template + `chunks` retrieved chunks + question."""
     client = open_client(workdir / "qdrant")
-    index = KnowledgeIndex(client, "bench", Embedder())
+    embedder = Embedder()
+    index = KnowledgeIndex(client, "bench", embedder)
     ingest(index, SAMPLE_KNOWLEDGE_DIR / "docs")
     catalog = load_products(SAMPLE_KNOWLEDGE_DIR)
-    selector = TemplateSelector(load_templates(SAMPLE_KNOWLEDGE_DIR, catalog))
+    selector = TemplateSelector(load_templates(SAMPLE_KNOWLEDGE_DIR, catalog), embedder)
     builder = PromptBuilder(load_system_prompt(SAMPLE_KNOWLEDGE_DIR))
     prompts = []
     for q in sample_questions()[:count]:

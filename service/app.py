@@ -77,7 +77,8 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
     store = ConversationStore(session_factory(db))
     knowledge = settings.knowledge
     client = open_client(knowledge.qdrant_path, knowledge.qdrant_url)
-    index = KnowledgeIndex(client, knowledge.collection, overrides.embedder or Embedder())
+    embedder = overrides.embedder or Embedder()
+    index = KnowledgeIndex(client, knowledge.collection, embedder)
     catalog = load_products(knowledge.catalog_dir)
     engine = overrides.engine or build_engine(settings)
     metrics = Metrics()
@@ -86,7 +87,7 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
         index=index,
         engine=engine,
         catalog=catalog,
-        selector=TemplateSelector(load_templates(knowledge.catalog_dir, catalog)),
+        selector=TemplateSelector(load_templates(knowledge.catalog_dir, catalog), embedder),
         builder=PromptBuilder(load_system_prompt(knowledge.catalog_dir)),
         metrics=metrics,
         limits=ChatLimits(

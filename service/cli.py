@@ -14,6 +14,18 @@ app.add_typer(model_app, name="model")
 app.add_typer(engine_app, name="engine")
 
 
+def _add_plugin_commands() -> None:
+    """Commands other packages register (training's `dataset` and `train`), without importing
+    them here: the service never depends on the training package."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="tunedesk.commands"):
+        app.add_typer(entry.load(), name=entry.name)
+
+
+_add_plugin_commands()
+
+
 def _settings():  # type: ignore[no-untyped-def]
     from service.config import Settings
 

@@ -14,6 +14,7 @@ from knowledge.catalog import (
     load_templates,
     load_yaml,
 )
+from knowledge.embedding import Embedder
 from knowledge.index import SearchHit
 from service.config import SAMPLE_KNOWLEDGE_DIR
 from service.prompting.builder import PromptBuilder, cited_numbers
@@ -21,6 +22,11 @@ from service.prompting.selection import TemplateSelector, error_codes
 
 CATALOG = load_products(SAMPLE_KNOWLEDGE_DIR)
 TEMPLATES = load_templates(SAMPLE_KNOWLEDGE_DIR, CATALOG)
+
+
+@pytest.fixture(scope="module")
+def selector(embedder: Embedder) -> TemplateSelector:
+    return TemplateSelector(TEMPLATES, embedder)
 
 
 def hit(n: int) -> SearchHit:
@@ -46,13 +52,15 @@ def test_error_codes_are_normalised(text: str, codes: set[str]) -> None:
         ("what colour is the box", "halcyon-router-x1000", None),
     ],
 )
-def test_template_selection(question: str, product: str | None, expected: str | None) -> None:
-    chosen = TemplateSelector(TEMPLATES).select(question, product)
+def test_template_selection(
+    selector: TemplateSelector, question: str, product: str | None, expected: str | None
+) -> None:
+    chosen = selector.select(question, product)
     assert (chosen.id if chosen else None) == expected
 
 
-def test_a_different_error_code_does_not_pick_the_template() -> None:
-    chosen = TemplateSelector(TEMPLATES).select("router error E5", "halcyon-thermostat-t2")
+def test_a_different_error_code_does_not_pick_the_template(selector: TemplateSelector) -> None:
+    chosen = selector.select("router error E5", "halcyon-thermostat-t2")
     assert chosen is None or "E5" not in chosen.match.error_codes
 
 
@@ -95,3 +103,22 @@ def test_invalid_template_names_file_and_field(tmp_path: Path) -> None:
         and "steps" in message
         and "escalate_when" in message
     )
+
+
+def test_selection_accuracy_on_the_labelled_questions(selector: TemplateSelector) -> None:
+    """Quality regression guard: 94.4% here when written (bench/template_selection.py)."""
+    from bench.template_selection import DEFAULT_SETS, accuracy
+
+    results = [accuracy(selector, path) for path in DEFAULT_SETS]
+    right, total = sum(r[0] for r in results), sum(r[1] for r in results)
+    assert total >= 100 and right / total >= 0.92, [w for r in results for w in r[2]]
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["what resolution does the C3 record in?", "can I mount the camera upside down?"],
+)
+def test_informational_questions_get_no_troubleshooting_guide(
+    selector: TemplateSelector, question: str
+) -> None:
+    assert selector.select(question, "halcyon-camera-c3") is None

@@ -1,15 +1,37 @@
-"""Choose the troubleshooting template for a question: error code first, then symptom words."""
+"""Choose the troubleshooting template for a question.
+
+Among the product's templates, an exact error-code match wins; otherwise the question's best
+cosine against each template's title and keyword phrases (MiniLM), plus a little for literal
+keyword hits, must reach a threshold. The threshold is lower when the customer describes a
+problem (an error code, or problem language: "won't", "keeps dropping", "blinking red"), so
+informational questions ("how long does the battery last?") rarely get a troubleshooting guide.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Protocol
 
 from knowledge.catalog import TroubleshootingTemplate
 
 ERROR_CODE = re.compile(r"\b([a-z]{1,2})[\s-]?(\d{1,3})\b", re.IGNORECASE)
-CODE_WEIGHT = 10.0
-MIN_KEYWORD_SCORE = 1.0
+PROBLEM_CUES = re.compile(
+    r"\b(won'?t|wont|doesn'?t|doesnt|isn'?t|isnt|not|no longer|can'?t|cant|cannot|don'?t have|"
+    r"dont have|keeps?|stopped|fail\w*|error|broken|problem|issue|dead|slow|drops?|blinking|"
+    r"flashing|red|purple|amber|orange|offline|disconnect\w*|blurry|foggy|white|terrible|only|"
+    r"never|again|stuck|hot|too many|constantly|all the time|million|forgot|forgotten|lost|"
+    r"means?)\b",
+    re.IGNORECASE,
+)
+CODE_BONUS = 10.0
+KEYWORD_BONUS = 0.1
+THRESHOLD = 0.45  # with problem language or an error code
+THRESHOLD_WITHOUT_CUE = 0.60  # a close match to a template is a problem statement by itself
+
+
+class TextEmbedder(Protocol):
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
 def error_codes(text: str) -> set[str]:
@@ -17,28 +39,54 @@ def error_codes(text: str) -> set[str]:
     return {f"{m.group(1).upper()}{int(m.group(2))}" for m in ERROR_CODE.finditer(text)}
 
 
-class TemplateSelector:
-    """Scores templates by error code and keyword phrases, restricted to the product if known."""
+def describes_problem(text: str, codes: set[str]) -> bool:
+    return bool(codes) or bool(PROBLEM_CUES.search(text))
 
-    def __init__(self, templates: Sequence[TroubleshootingTemplate]) -> None:
+
+class TemplateSelector:
+    """Picks at most one template per question, from the question's product when it is known."""
+
+    def __init__(
+        self, templates: Sequence[TroubleshootingTemplate], embedder: TextEmbedder
+    ) -> None:
         self._templates = list(templates)
+        self._embedder = embedder
+        self._codes = {c for t in self._templates for c in t.match.error_codes}
+        self._views: list[tuple[int, list[float]]] = []
+        texts = [(i, v) for i, t in enumerate(self._templates) for v in _views(t)]
+        vectors = embedder.embed([v for _, v in texts]) if texts else []
+        self._views = [(i, vec) for (i, _), vec in zip(texts, vectors, strict=True)]
 
     def select(self, question: str, product: str | None) -> TroubleshootingTemplate | None:
-        candidates = [t for t in self._templates if product is None or t.product == product]
-        scored = [(self._score(t, question), t) for t in candidates]
-        scored = [(s, t) for s, t in scored if s >= MIN_KEYWORD_SCORE]
-        if not scored:
+        codes = error_codes(question) & self._codes  # "C3" is a camera, not an error code
+        scores = self._scores(question, product, codes)
+        if not scores:
             return None
-        return max(scored, key=lambda pair: pair[0])[1]
+        best = max(scores, key=lambda i: scores[i])
+        threshold = THRESHOLD if describes_problem(question, codes) else THRESHOLD_WITHOUT_CUE
+        return self._templates[best] if scores[best] >= threshold else None
 
-    @staticmethod
-    def _score(template: TroubleshootingTemplate, question: str) -> float:
+    def _scores(self, question: str, product: str | None, codes: set[str]) -> dict[int, float]:
+        query = self._embedder.embed([question])[0]
         lowered = question.lower()
-        codes = error_codes(question)
-        score = CODE_WEIGHT * len(codes & set(template.match.error_codes))
-        if codes and template.match.error_codes and not score:
-            return 0.0  # the customer quoted a different code
-        for phrase in template.match.keywords:
-            if re.search(rf"\b{re.escape(phrase.lower())}\b", lowered):
-                score += 1.0 + 0.1 * phrase.count(" ")
-        return score
+        scores: dict[int, float] = {}
+        for i, vector in self._views:
+            template = self._templates[i]
+            if product is not None and template.product != product:
+                continue
+            cosine = sum(a * b for a, b in zip(query, vector, strict=True))
+            scores[i] = max(scores.get(i, -1.0), cosine)
+        for i in scores:
+            template = self._templates[i]
+            hits = sum(_contains(lowered, k) for k in template.match.keywords)
+            scores[i] += KEYWORD_BONUS * min(hits, 3)
+            scores[i] += CODE_BONUS * len(codes & set(template.match.error_codes))
+        return scores
+
+
+def _views(template: TroubleshootingTemplate) -> list[str]:
+    return [template.title, *template.match.keywords, *template.match.intents]
+
+
+def _contains(text: str, phrase: str) -> bool:
+    return re.search(rf"\b{re.escape(phrase.lower())}\b", text) is not None
