@@ -85,6 +85,27 @@ class SystemPrompt(BaseModel):
     handoff_reply: str | None = None
 
 
+class GuardrailConfig(BaseModel):
+    """Phrases that hand a conversation to a human, and that mark prompt-injection attempts."""
+
+    version: int = Field(ge=1)
+    human_request: list[str] = Field(min_length=1)
+    frustration: list[str] = []
+    sensitive_topics: dict[str, list[str]] = {}
+    repeat_similarity: float = Field(default=0.88, gt=0, le=1)
+    injection_phrases: list[str] = []
+
+    @field_validator("injection_phrases")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
+        return patterns
+
+
 def load_yaml(path: Path, model: type[Model]) -> Model:
     """Parse and validate one YAML file, naming the file and field on error."""
     try:
@@ -120,3 +141,7 @@ def load_templates(directory: Path, catalog: ProductCatalog) -> list[Troubleshoo
 
 def load_system_prompt(directory: Path, name: str = "system") -> SystemPrompt:
     return load_yaml(directory / "prompts" / f"{name}.yaml", SystemPrompt)
+
+
+def load_guardrails(directory: Path) -> GuardrailConfig:
+    return load_yaml(directory / "prompts" / "guardrails.yaml", GuardrailConfig)

@@ -5,15 +5,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from knowledge.catalog import load_products, load_system_prompt, load_templates
+from knowledge.catalog import (
+    ProductCatalog,
+    load_guardrails,
+    load_products,
+    load_system_prompt,
+    load_templates,
+)
 from knowledge.embedding import Embedder
 from knowledge.index import KnowledgeIndex, open_client
 from service.chat.routes import router as chat_router
-from service.chat.service import ChatLimits, ChatService
+from service.chat.service import ChatLimits, ChatService, PromptLayer
 from service.config import Settings
 from service.db import make_engine, migrate, session_factory
 from service.deps import Components
@@ -23,6 +30,7 @@ from service.engines.vllm import VLLMEngine
 from service.errors import error_body, install_error_handlers
 from service.metrics import Metrics, install_request_metrics
 from service.prompting.builder import PromptBuilder
+from service.prompting.guardrails import Guardrails
 from service.prompting.selection import TemplateSelector
 from service.store.repository import ConversationStore
 from service.web.routes import router as web_router
@@ -87,8 +95,7 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
         index=index,
         engine=engine,
         catalog=catalog,
-        selector=TemplateSelector(load_templates(knowledge.catalog_dir, catalog), embedder),
-        builder=PromptBuilder(load_system_prompt(knowledge.catalog_dir)),
+        prompting=build_prompt_layer(knowledge.catalog_dir, catalog, embedder),
         metrics=metrics,
         limits=ChatLimits(
             max_message_chars=settings.chat.max_message_chars,
@@ -102,6 +109,17 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
         ),
     )
     return Components(settings, store, index, engine, catalog, chat, metrics)
+
+
+def build_prompt_layer(directory: Path, catalog: ProductCatalog, embedder: Embedder) -> PromptLayer:
+    """System prompt, template selection, prompt builder and guardrails from the YAML files."""
+    system = load_system_prompt(directory)
+    return PromptLayer(
+        system=system,
+        selector=TemplateSelector(load_templates(directory, catalog), embedder),
+        builder=PromptBuilder(system),
+        guardrails=Guardrails(load_guardrails(directory), embedder),
+    )
 
 
 def create_app(settings: Settings | None = None, overrides: Overrides | None = None) -> FastAPI:

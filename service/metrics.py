@@ -47,6 +47,12 @@ class Metrics:
         self.prompt_tokens = Counter(
             "tunedesk_prompt_tokens", "Prompt tokens processed.", registry=self.registry
         )
+        self.handoffs = Counter(
+            "tunedesk_handoffs",
+            "Conversations handed to a human.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.ratings = Counter(
             "tunedesk_ratings", "Answer ratings.", ["rating"], registry=self.registry
         )

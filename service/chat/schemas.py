@@ -44,6 +44,15 @@ class Source(BaseModel):
     product: str | None
 
 
+class HandoffOut(BaseModel):
+    """The conversation was handed to a human agent, and why."""
+
+    reason: str = Field(
+        description="asked_for_human, sensitive_topic, frustration or repeated_problem"
+    )
+    detail: str = ""
+
+
 class ChatResponse(BaseModel):
     conversation_id: str
     message_id: str
@@ -53,6 +62,8 @@ class ChatResponse(BaseModel):
     troubleshooting_template: str | None
     product: str | None
     finish_reason: str
+    handoff: HandoffOut | None = Field(default=None, description="Set when a human takes over.")
+    flags: list[str] = Field(default=[], description="Guardrail flags on the customer's message.")
     usage: dict[str, int]
     ttft_ms: float | None
 

@@ -3,7 +3,7 @@
 It knows nothing of HTTP. Everything that can be refused (bad product, unknown conversation,
 busy engine) is refused in `start_turn` or before the first token, so callers can still answer
 with a plain error status; after that, failures become an error event and the partial answer
-is stored anyway.
+is stored anyway. A hand-off to a human is answered without the model.
 """
 
 from __future__ import annotations
@@ -13,21 +13,20 @@ import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from knowledge.catalog import ProductCatalog
+from knowledge.catalog import ProductCatalog, SystemPrompt
 from knowledge.index import KnowledgeIndex, SearchHit
-from service.chat.schemas import ChatRequest, ChatResponse, Source
+from service.chat.records import answer_record, response
+from service.chat.schemas import ChatRequest, ChatResponse
+from service.chat.turn import Turn
 from service.engines.base import ChatMessage, Completion, Engine, SamplingParams, TextDelta
 from service.errors import InvalidRequest, TunedeskError, UnknownProduct
 from service.metrics import Metrics
-from service.prompting.builder import (
-    PROMPT_TEMPLATE_ID,
-    PROMPT_TEMPLATE_VERSION,
-    BuiltPrompt,
-    PromptBuilder,
-    cited_numbers,
-)
+from service.prompting.builder import PromptBuilder
+from service.prompting.guardrails import Guardrails, Handoff
 from service.prompting.selection import TemplateSelector
-from service.store.repository import AnswerRecord, ConversationStore
+from service.store.repository import ConversationStore
+
+DEFAULT_HANDOFF_REPLY = "I'm connecting you with a member of our support team now."
 
 
 @dataclass(frozen=True)
@@ -50,22 +49,29 @@ ChatEvent = Token | Failure | Final
 
 
 @dataclass(frozen=True)
-class Turn:
-    """A question accepted and stored, with its prompt ready for the engine."""
-
-    conversation_id: str
-    product: str | None
-    prompt: BuiltPrompt
-    received_at: float
-
-
-@dataclass(frozen=True)
 class ChatLimits:
     max_message_chars: int
     history_messages: int
     top_k: int
     sampling: SamplingParams
     adapter: str | None = None
+
+
+@dataclass(frozen=True)
+class PromptLayer:
+    """The parts that turn a question into a prompt, or into a hand-off."""
+
+    system: SystemPrompt
+    selector: TemplateSelector
+    builder: PromptBuilder
+    guardrails: Guardrails
+
+
+@dataclass(frozen=True)
+class _Context:
+    conversation_id: str
+    product: str | None
+    history: list[ChatMessage]
 
 
 class ChatService:
@@ -75,8 +81,7 @@ class ChatService:
         index: KnowledgeIndex,
         engine: Engine,
         catalog: ProductCatalog,
-        selector: TemplateSelector,
-        builder: PromptBuilder,
+        prompting: PromptLayer,
         metrics: Metrics,
         limits: ChatLimits,
     ) -> None:
@@ -84,25 +89,58 @@ class ChatService:
         self._index = index
         self._engine = engine
         self._catalog = catalog
-        self._selector = selector
-        self._builder = builder
+        self._prompting = prompting
         self._metrics = metrics
         self._limits = limits
 
     async def start_turn(self, request: ChatRequest, channel: str = "api") -> Turn:
-        """Validate, store the customer's message, retrieve and build the prompt."""
+        """Validate, store the customer's message, then hand off or build the prompt."""
         received = time.perf_counter()
         self._check_length(request.message)
-        conversation_id, product, history = await asyncio.to_thread(
-            self._resolve_conversation, request, channel
-        )
+        context = await asyncio.to_thread(self._resolve_conversation, request, channel)
+        guardrails = self._prompting.guardrails
+        flags = guardrails.injection_flags(request.message)
         await asyncio.to_thread(
-            self._store.add_user_message, conversation_id, request.message, product
+            self._store.add_user_message,
+            context.conversation_id,
+            request.message,
+            context.product,
+            flags,
         )
-        hits = await self._retrieve(request.message, product)
-        template = self._selector.select(request.message, product)
-        prompt = self._builder.build(request.message, hits, template, history)
-        return Turn(conversation_id, product, prompt, received)
+        asked_before = [m["content"] for m in context.history if m["role"] == "user"]
+        handoff = await asyncio.to_thread(guardrails.handoff, request.message, asked_before)
+        if handoff is not None:
+            return await self._handoff_turn(context, handoff, flags, received)
+        hits = await self._retrieve(request.message, context.product)
+        template = self._prompting.selector.select(request.message, context.product)
+        prompt = self._prompting.builder.build(request.message, hits, template, context.history)
+        return Turn(
+            context.conversation_id,
+            context.product,
+            prompt,
+            received,
+            self._engine.model_name,
+            self._limits.adapter,
+            flags=flags,
+        )
+
+    async def _handoff_turn(
+        self, context: _Context, handoff: Handoff, flags: list[str], received: float
+    ) -> Turn:
+        await asyncio.to_thread(self._store.mark_handoff, context.conversation_id, handoff.reason)
+        self._metrics.handoffs.labels(handoff.reason).inc()
+        reply = self._prompting.system.handoff_reply or DEFAULT_HANDOFF_REPLY
+        empty = self._prompting.builder.empty()
+        return Turn(
+            context.conversation_id,
+            context.product,
+            empty,
+            received,
+            self._engine.model_name,
+            handoff=handoff,
+            canned=reply,
+            flags=flags,
+        )
 
     def _check_length(self, message: str) -> None:
         limit = self._limits.max_message_chars
@@ -112,13 +150,11 @@ class ChatService:
                 "Shorten it or split it into several messages."
             )
 
-    def _resolve_conversation(
-        self, request: ChatRequest, channel: str
-    ) -> tuple[str, str | None, list[ChatMessage]]:
+    def _resolve_conversation(self, request: ChatRequest, channel: str) -> _Context:
         product = self._product(request)
         if request.conversation_id is None:
             product = product or self._catalog.detect(request.message)
-            return self._store.start_conversation(product, channel).id, product, []
+            return _Context(self._store.start_conversation(product, channel).id, product, [])
         conversation = self._store.get_conversation(request.conversation_id)
         product = product or conversation.product or self._catalog.detect(request.message)
         past = self._store.history(conversation.id, self._limits.history_messages)
@@ -126,7 +162,7 @@ class ChatService:
             {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
             for m in past
         ]
-        return conversation.id, product, history
+        return _Context(conversation.id, product, history)
 
     def _product(self, request: ChatRequest) -> str | None:
         if request.product is None or self._catalog.get(request.product):
@@ -147,10 +183,7 @@ class ChatService:
         error: TunedeskError | None = None
         first_token_at: float | None = None
         try:
-            stream = self._engine.stream(
-                turn.prompt.messages, self._limits.sampling, self._limits.adapter
-            )
-            async for event in stream:
+            async for event in self._events(turn):
                 if isinstance(event, TextDelta):
                     first_token_at = first_token_at or time.perf_counter()
                     pieces.append(event.text)
@@ -160,7 +193,10 @@ class ChatService:
         except TunedeskError as exc:
             error = exc
         finally:  # also on cancellation: what was generated is stored
-            record = self._record(turn, "".join(pieces), completion, first_token_at, error)
+            ttft = (first_token_at - turn.received_at) * 1000 if first_token_at else None
+            latency = (time.perf_counter() - turn.received_at) * 1000
+            record = answer_record(turn, "".join(pieces), completion, ttft, latency, error)
+            self._observe(completion, ttft)
             saved = await asyncio.shield(
                 asyncio.to_thread(self._store.add_answer, turn.conversation_id, record)
             )
@@ -168,38 +204,15 @@ class ChatService:
             raise error  # nothing streamed yet: the caller answers with a plain error status
         if error is not None:
             yield Failure(error.code, error.message)
-        yield Final(self._response(turn, saved.id, record))
+        yield Final(response(turn, saved.id, record))
 
-    def _record(
-        self,
-        turn: Turn,
-        answer: str,
-        completion: Completion | None,
-        first_token_at: float | None,
-        error: TunedeskError | None,
-    ) -> AnswerRecord:
-        now = time.perf_counter()
-        template = turn.prompt.template
-        ttft = (first_token_at - turn.received_at) * 1000 if first_token_at else None
-        self._observe(completion, ttft)
-        return AnswerRecord(
-            content=answer.strip(),
-            product=turn.product,
-            sources=[_source(i, h).model_dump() for i, h in enumerate(turn.prompt.sources, 1)],
-            citations=cited_numbers(answer, len(turn.prompt.sources)),
-            prompt_template_id=PROMPT_TEMPLATE_ID,
-            prompt_template_version=PROMPT_TEMPLATE_VERSION,
-            troubleshooting_template_id=template.id if template else None,
-            troubleshooting_template_version=template.version if template else None,
-            model=self._engine.model_name,
-            adapter=self._limits.adapter,
-            prompt_tokens=completion.prompt_tokens if completion else None,
-            completion_tokens=completion.completion_tokens if completion else None,
-            ttft_ms=ttft,
-            latency_ms=(now - turn.received_at) * 1000,
-            finish_reason=_finish_reason(completion, error),
-            error=error.message if error else None,
-        )
+    async def _events(self, turn: Turn) -> AsyncGenerator[TextDelta | Completion]:
+        if turn.canned is not None:
+            yield TextDelta(turn.canned)
+            return
+        stream = self._engine.stream(turn.prompt.messages, self._limits.sampling, turn.adapter)
+        async for event in stream:
+            yield event
 
     def _observe(self, completion: Completion | None, ttft_ms: float | None) -> None:
         if ttft_ms is not None:
@@ -207,23 +220,6 @@ class ChatService:
         if completion is not None:
             self._metrics.completion_tokens.inc(completion.completion_tokens)
             self._metrics.prompt_tokens.inc(completion.prompt_tokens)
-
-    def _response(self, turn: Turn, message_id: str, record: AnswerRecord) -> ChatResponse:
-        return ChatResponse(
-            conversation_id=turn.conversation_id,
-            message_id=message_id,
-            answer=record.content,
-            sources=[Source(**s) for s in record.sources],
-            citations=record.citations,
-            troubleshooting_template=record.troubleshooting_template_id,
-            product=turn.product,
-            finish_reason=record.finish_reason or "stop",
-            usage={
-                "prompt_tokens": record.prompt_tokens or 0,
-                "completion_tokens": record.completion_tokens or 0,
-            },
-            ttft_ms=record.ttft_ms,
-        )
 
     async def answer(self, turn: Turn) -> ChatResponse:
         """The whole answer at once (the non-streaming API)."""
@@ -233,20 +229,3 @@ class ChatService:
                 final = event.response
         assert final is not None
         return final
-
-
-def _finish_reason(completion: Completion | None, error: TunedeskError | None) -> str:
-    if completion is not None:
-        return completion.finish_reason
-    return "error" if error is not None else "cancelled"
-
-
-def _source(number: int, hit: SearchHit) -> Source:
-    return Source(
-        number=number,
-        chunk_id=hit.chunk_id,
-        title=hit.title,
-        heading=hit.heading,
-        source=hit.source,
-        product=hit.product,
-    )

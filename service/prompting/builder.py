@@ -17,6 +17,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from knowledge.catalog import SystemPrompt, TroubleshootingTemplate
 from knowledge.index import SearchHit
 from service.engines.base import ChatMessage
+from service.prompting.guardrails import defuse
 
 PROMPT_TEMPLATE_ID = "support-rag"
 PROMPT_TEMPLATE_VERSION = 1
@@ -67,8 +68,10 @@ class PromptBuilder:
             "brand": self._system.brand,
             "voice": self._system.voice,
             "rules": "\n".join(f"- {r}" for r in self._system.rules),
-            "question": question,
-            "history": [("human" if m["role"] == "user" else "ai", m["content"]) for m in history],
+            "question": defuse(question),
+            "history": [
+                ("human" if m["role"] == "user" else "ai", defuse(m["content"])) for m in history
+            ],
         }
         if template is not None:
             parts.append(("system", TROUBLESHOOTING))
@@ -83,11 +86,15 @@ class PromptBuilder:
         messages = _to_engine(prompt.format_messages(**values))
         return BuiltPrompt(messages=messages, sources=list(hits), template=template)
 
+    def empty(self) -> BuiltPrompt:
+        """No prompt at all: the turn is answered without the model."""
+        return BuiltPrompt(messages=[], sources=[], template=None)
+
     def _source(self, number: int, hit: SearchHit) -> str:
         text = hit.text
         if len(text) > self._max_chunk_chars:
             text = text[: self._max_chunk_chars].rsplit(" ", 1)[0] + " …"
-        return f"[{number}] {hit.heading}\n{text}"
+        return f"[{number}] {hit.heading}\n{defuse(text)}"
 
 
 def _template_values(template: TroubleshootingTemplate) -> dict[str, str]:

@@ -29,6 +29,7 @@ class Conversation(Base):
     product: Mapped[str | None] = mapped_column(String(100))
     channel: Mapped[str] = mapped_column(String(20), default="api")
     status: Mapped[str] = mapped_column(String(20), default="open")
+    handoff_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     messages: Mapped[list[Message]] = relationship(
@@ -60,6 +61,9 @@ class Message(Base):
     latency_ms: Mapped[float | None]
     finish_reason: Mapped[str | None] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
+    flags: Mapped[list[str] | None] = mapped_column(JSON)
+    example_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    prompt: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     ratings: Mapped[list[Rating]] = relationship(back_populates="message")
 

@@ -32,6 +32,8 @@ class AnswerRecord:
     latency_ms: float | None = None
     finish_reason: str | None = None
     error: str | None = None
+    example_ids: list[str] = field(default_factory=list)
+    prompt: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -76,8 +78,21 @@ class ConversationStore:
             ).all()
         return list(reversed(rows))
 
-    def add_user_message(self, conversation_id: str, text: str, product: str | None) -> Message:
-        return self._add(conversation_id, Message(role="user", content=text, product=product))
+    def add_user_message(
+        self, conversation_id: str, text: str, product: str | None, flags: list[str]
+    ) -> Message:
+        message = Message(role="user", content=text, product=product, flags=flags or None)
+        return self._add(conversation_id, message)
+
+    def mark_handoff(self, conversation_id: str, reason: str) -> None:
+        """Flag the conversation for a human; the reason says which trigger fired."""
+        with self._sessions.begin() as s:
+            conversation = s.get(Conversation, conversation_id)
+            if conversation is None:
+                raise ConversationNotFound(f"No conversation with id {conversation_id!r}.")
+            conversation.status = "handoff"
+            conversation.handoff_reason = reason
+            conversation.updated_at = utcnow()
 
     def add_answer(self, conversation_id: str, record: AnswerRecord) -> Message:
         return self._add(conversation_id, Message(role="assistant", **vars(record)))

@@ -1,0 +1,27 @@
+"""One accepted customer message on its way to an answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from service.prompting.builder import BuiltPrompt
+from service.prompting.guardrails import Handoff
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A question accepted and stored, with its prompt ready for the engine.
+
+    `canned` is an answer that needs no model (a hand-off to a human); `flags` are what the
+    guardrails noticed in the customer's message (prompt_injection, control_tokens).
+    """
+
+    conversation_id: str
+    product: str | None
+    prompt: BuiltPrompt
+    received_at: float
+    model: str
+    adapter: str | None = None
+    handoff: Handoff | None = None
+    canned: str | None = None
+    flags: list[str] = field(default_factory=list)
