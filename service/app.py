@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -29,7 +28,7 @@ from service.engines.local import LocalEngine
 from service.engines.vllm import VLLMEngine
 from service.errors import error_body, install_error_handlers
 from service.metrics import Metrics, install_request_metrics
-from service.prompting.builder import PromptBuilder
+from service.prompting.builder import PromptBudget, PromptBuilder, token_counter
 from service.prompting.guardrails import Guardrails
 from service.prompting.selection import TemplateSelector
 from service.store.repository import ConversationStore
@@ -95,7 +94,7 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
         index=index,
         engine=engine,
         catalog=catalog,
-        prompting=build_prompt_layer(knowledge.catalog_dir, catalog, embedder),
+        prompting=build_prompt_layer(settings, catalog, embedder),
         metrics=metrics,
         limits=ChatLimits(
             max_message_chars=settings.chat.max_message_chars,
@@ -111,13 +110,18 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
     return Components(settings, store, index, engine, catalog, chat, metrics)
 
 
-def build_prompt_layer(directory: Path, catalog: ProductCatalog, embedder: Embedder) -> PromptLayer:
+def build_prompt_layer(
+    settings: Settings, catalog: ProductCatalog, embedder: Embedder
+) -> PromptLayer:
     """System prompt, template selection, prompt builder and guardrails from the YAML files."""
+    directory = settings.knowledge.catalog_dir
     system = load_system_prompt(directory)
+    budget = PromptBudget(settings.chat.max_prompt_tokens, settings.chat.history_tokens)
+    count = token_counter(settings.model.directory)
     return PromptLayer(
         system=system,
         selector=TemplateSelector(load_templates(directory, catalog), embedder),
-        builder=PromptBuilder(system),
+        builder=PromptBuilder(system, count_tokens=count, budget=budget),
         guardrails=Guardrails(load_guardrails(directory), embedder),
     )
 

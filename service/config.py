@@ -79,7 +79,11 @@ class ChatSettings(BaseModel):
     """Limits on what a customer may send."""
 
     max_message_chars: int = Field(default=4000, ge=1, description="Longest accepted message.")
-    history_messages: int = Field(default=6, ge=0, description="Past messages in the prompt.")
+    history_messages: int = Field(default=6, ge=0, description="Past messages considered.")
+    max_prompt_tokens: int = Field(
+        default=1536, ge=256, description="Prompt budget; rules and question are never cut."
+    )
+    history_tokens: int = Field(default=384, ge=0, description="Budget share kept for history.")
 
 
 class Settings(BaseSettings):

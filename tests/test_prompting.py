@@ -122,3 +122,28 @@ def test_informational_questions_get_no_troubleshooting_guide(
     selector: TemplateSelector, question: str
 ) -> None:
     assert selector.select(question, "halcyon-camera-c3") is None
+
+
+def test_a_long_conversation_stays_within_budget_and_keeps_rules_and_question(
+    gemma_tokenizer_dir: Path,
+) -> None:
+    from service.prompting.builder import PromptBudget, token_counter
+
+    count = token_counter(gemma_tokenizer_dir)
+    builder = PromptBuilder(
+        load_system_prompt(SAMPLE_KNOWLEDGE_DIR), count_tokens=count, budget=PromptBudget(900, 200)
+    )
+    history = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} " + "words " * 60}
+        for i in range(40)
+    ]
+    hits = [hit(n) for n in range(1, 6)]
+    built = builder.build("Is E5 fixed now?", hits, TEMPLATES[0], history)  # type: ignore[arg-type]
+    rendered = sum(count(m["content"]) + 4 for m in built.messages)
+    assert rendered <= 900
+    assert built.messages[-1]["content"] == "Is E5 fixed now?"
+    assert built.messages[0]["content"].startswith("You are the customer-support assistant")
+    kept_history = [m for m in built.messages if m["role"] != "system"][:-1]
+    assert kept_history and "turn 39" in kept_history[-1]["content"]  # the newest survives
+    assert "turn 0 " not in " ".join(m["content"] for m in built.messages)  # the oldest goes
+    assert built.token_counts["rules"] > 100 and built.token_counts["total"] <= 900

@@ -8,11 +8,12 @@ stable across questions, which is where the CPU engine caches keys and values.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from langchain_core.messages import BaseMessage
-from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder, PromptTemplate
 
 from knowledge.catalog import SystemPrompt, TroubleshootingTemplate
 from knowledge.index import SearchHit
@@ -38,23 +39,63 @@ SOURCES = """Sources:
 NO_SOURCES = "(none found: say that you do not know and offer a human agent)"
 
 ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+MESSAGE_OVERHEAD = 4  # turn markers around each message
 
 
 @dataclass(frozen=True)
 class BuiltPrompt:
-    """The messages for the engine and what went into them."""
+    """The messages for the engine, what went into them, and their token counts per part."""
 
     messages: list[ChatMessage]
     sources: list[SearchHit]
     template: TroubleshootingTemplate | None
+    token_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PromptBudget:
+    """How many prompt tokens a question may cost. Rules and question are never cut; sources
+    are kept in rank order while they fit, then history, newest first."""
+
+    max_tokens: int = 1536
+    history_tokens: int = 384
+
+
+def estimate_tokens(text: str) -> int:
+    """Used when no tokenizer is at hand: about four characters a token in English."""
+    return len(text) // 4 + 1
+
+
+def token_counter(model_dir: Path) -> Callable[[str], int]:
+    """Counts with the model's own tokenizer (tokenizer.json), else estimates."""
+    path = model_dir / "tokenizer.json"
+    if not path.is_file():
+        return estimate_tokens
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 
 class PromptBuilder:
     """Turns a question, its retrieved chunks and template into engine messages."""
 
-    def __init__(self, system: SystemPrompt, max_chunk_chars: int = 700) -> None:
-        self._system = system
+    def __init__(
+        self,
+        system: SystemPrompt,
+        *,
+        count_tokens: Callable[[str], int] = estimate_tokens,
+        budget: PromptBudget | None = None,
+        max_chunk_chars: int = 700,
+    ) -> None:
+        self._count = count_tokens
+        self._budget = budget or PromptBudget()
         self._max_chunk_chars = max_chunk_chars
+        self._rules = PromptTemplate.from_template(RULES).format(
+            brand=system.brand,
+            voice=system.voice,
+            rules="\n".join(f"- {r}" for r in system.rules),
+        )
 
     def build(
         self,
@@ -63,28 +104,58 @@ class PromptBuilder:
         template: TroubleshootingTemplate | None,
         history: Sequence[ChatMessage] = (),
     ) -> BuiltPrompt:
-        parts: list[tuple[str, str]] = [("system", RULES)]
-        values = {
-            "brand": self._system.brand,
-            "voice": self._system.voice,
-            "rules": "\n".join(f"- {r}" for r in self._system.rules),
-            "question": defuse(question),
-            "history": [
-                ("human" if m["role"] == "user" else "ai", defuse(m["content"])) for m in history
-            ],
-        }
-        if template is not None:
-            parts.append(("system", TROUBLESHOOTING))
-            values |= _template_values(template)
-        parts.append(("system", SOURCES))
-        values["sources"] = (
-            "\n\n".join(self._source(i, h) for i, h in enumerate(hits, 1)) or NO_SOURCES
-        )
+        question = defuse(question)
+        guide = _guide(template) if template is not None else None
+        counts = {"rules": self._count(self._rules), "question": self._count(question)}
+        counts["troubleshooting"] = self._count(guide) if guide else 0
+        left = self._budget.max_tokens - sum(counts.values()) - MESSAGE_OVERHEAD * 3
+        past: list[tuple[str, str]] = [(m["role"], defuse(m["content"])) for m in history]
+        reserve = min(self._budget.history_tokens, sum(self._count(t) for _, t in past))
+        kept, sources = self._fit_sources(hits, left - reserve)
+        counts["sources"] = self._count(sources)
+        turns = self._fit_history(past, left - counts["sources"])
+        counts["history"] = sum(self._count(t) + MESSAGE_OVERHEAD for _, t in turns)
+        messages = self._assemble(guide, sources, turns, question)
+        counts["total"] = sum(counts.values()) + MESSAGE_OVERHEAD * len(messages)
+        return BuiltPrompt(messages, kept, template, counts)
+
+    def _fit_sources(self, hits: Sequence[SearchHit], room: int) -> tuple[list[SearchHit], str]:
+        kept: list[SearchHit] = []
+        blocks: list[str] = []
+        for hit in hits:
+            block = self._source(len(kept) + 1, hit)
+            if kept and self._count("\n\n".join([*blocks, block])) > room:
+                break  # the best-ranked source is always kept, even over budget
+            kept.append(hit)
+            blocks.append(block)
+        text = "\n\n".join(blocks) or NO_SOURCES
+        return kept, PromptTemplate.from_template(SOURCES).format(sources=text)
+
+    def _fit_history(self, past: list[tuple[str, str]], room: int) -> list[tuple[str, str]]:
+        kept: list[tuple[str, str]] = []
+        for role, text in reversed(past):  # newest first
+            room -= self._count(text) + MESSAGE_OVERHEAD
+            if room < 0:
+                break
+            kept.insert(0, (role, text))
+        if kept and kept[0][0] == "assistant":
+            kept = kept[1:]  # start the history with the customer, as a conversation does
+        return kept
+
+    def _assemble(
+        self, guide: str | None, sources: str, turns: list[tuple[str, str]], question: str
+    ) -> list[ChatMessage]:
+        systems = [self._rules, *([guide] if guide else []), sources]
         prompt = ChatPromptTemplate.from_messages(
-            [*parts, MessagesPlaceholder("history"), ("human", "{question}")]
+            [
+                *[("system", f"{{system_{i}}}") for i in range(len(systems))],
+                MessagesPlaceholder("history"),
+                ("human", "{question}"),
+            ]
         )
-        messages = _to_engine(prompt.format_messages(**values))
-        return BuiltPrompt(messages=messages, sources=list(hits), template=template)
+        values: dict[str, object] = {f"system_{i}": text for i, text in enumerate(systems)}
+        history = [("human" if role == "user" else "ai", text) for role, text in turns]
+        return _to_engine(prompt.format_messages(**values, history=history, question=question))
 
     def empty(self) -> BuiltPrompt:
         """No prompt at all: the turn is answered without the model."""
@@ -95,6 +166,10 @@ class PromptBuilder:
         if len(text) > self._max_chunk_chars:
             text = text[: self._max_chunk_chars].rsplit(" ", 1)[0] + " …"
         return f"[{number}] {hit.heading}\n{defuse(text)}"
+
+
+def _guide(template: TroubleshootingTemplate) -> str:
+    return PromptTemplate.from_template(TROUBLESHOOTING).format(**_template_values(template))
 
 
 def _template_values(template: TroubleshootingTemplate) -> dict[str, str]:
