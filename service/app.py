@@ -18,6 +18,7 @@ from knowledge.catalog import (
 )
 from knowledge.embedding import Embedder
 from knowledge.index import KnowledgeIndex, open_client
+from service.admin.routes import router as admin_router
 from service.chat.routes import router as chat_router
 from service.chat.service import ChatLimits, ChatService, PromptLayer
 from service.config import Settings
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     install_request_metrics(app, components.metrics)
     _limit_body_size(app, settings.max_body_bytes)
     app.include_router(chat_router)
+    app.include_router(admin_router)
     app.include_router(web_router)
     _add_ops_routes(app, components)
     return app

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "admin", "password", ""}
 SAMPLE_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "sample"
 
 
@@ -99,10 +100,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = Field(default=256 * 1024, description="Largest accepted request body.")
+    admin_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key for /v1/admin routes; unset disables them."
+    )
     model: ModelSettings = ModelSettings()
     engine: EngineSettings = EngineSettings()
     knowledge: KnowledgeSettings = KnowledgeSettings()
     chat: ChatSettings = ChatSettings()
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        key = self.admin_api_key.get_secret_value() if self.admin_api_key else None
+        if self.environment == "production" and key in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "TUNEDESK_ADMIN_API_KEY is a placeholder; set a long random value in production"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

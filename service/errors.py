@@ -29,6 +29,21 @@ class InvalidRequest(TunedeskError):
     code = "invalid_request"
 
 
+class Unauthorized(TunedeskError):
+    status_code = 401
+    error_type = "unauthorized"
+    code = "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(TunedeskError):
+    status_code = 403
+    error_type = "forbidden"
+    code = "forbidden"
+
+
 class NotFound(TunedeskError):
     status_code = 404
     error_type = "not_found"

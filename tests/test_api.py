@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import create_engine, func, select
 
 from service.config import Settings
@@ -248,3 +249,43 @@ def test_injected_control_tokens_cannot_open_a_turn(client: TestClient, settings
     assert answer.prompt is not None
     question = answer.prompt[-1]["content"]
     assert "<end_of_turn>" not in question and "‹end_of_turn›" in question
+
+
+def test_prompt_preview_needs_the_admin_key_and_stores_nothing(
+    settings: Settings, embedder: Any
+) -> None:
+    from service.app import Overrides, create_app
+
+    settings = settings.model_copy(update={"admin_api_key": SecretStr("s3cret-admin-key")})
+    with TestClient(create_app(settings, Overrides(embedder=embedder))) as client:
+        url, body = "/v1/admin/prompt-preview", {"message": E5}
+        assert_error(client.post(url, json=body), 401, "unauthorized", "Bearer")
+        assert_error(
+            client.post(url, json=body, headers={"Authorization": "Bearer nope"}),
+            401,
+            "unauthorized",
+            "admin key",
+        )
+        r = client.post(url, json=body, headers={"Authorization": "Bearer s3cret-admin-key"})
+        assert r.status_code == 200, r.text
+        preview = r.json()
+    assert preview["troubleshooting_template"] == "router-e5"
+    assert [m["role"] for m in preview["messages"]] == ["system", "system", "system", "user"]
+    assert preview["messages"][-1]["content"] == E5
+    counts = preview["token_counts"]
+    assert counts["rules"] > 0 and counts["sources"] > 0 and counts["total"] >= counts["rules"]
+    assert preview["sources"][0]["source"] == ERROR_CODES_PAGE
+    assert rows(settings, Message) == 0
+
+
+def test_admin_routes_are_off_without_a_key(client: TestClient) -> None:
+    r = client.post("/v1/admin/prompt-preview", json={"message": E5})
+    assert_error(r, 403, "forbidden", "TUNEDESK_ADMIN_API_KEY")
+
+
+def test_production_refuses_a_placeholder_admin_key() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings(environment="production", admin_api_key=SecretStr("changethis"))

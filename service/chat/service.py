@@ -21,7 +21,7 @@ from service.chat.turn import Turn
 from service.engines.base import ChatMessage, Completion, Engine, SamplingParams, TextDelta
 from service.errors import InvalidRequest, TunedeskError, UnknownProduct
 from service.metrics import Metrics
-from service.prompting.builder import PromptBuilder
+from service.prompting.builder import BuiltPrompt, PromptBuilder
 from service.prompting.guardrails import Guardrails, Handoff
 from service.prompting.selection import TemplateSelector
 from service.store.repository import ConversationStore
@@ -124,6 +124,18 @@ class ChatService:
             flags=flags,
         )
 
+    async def preview(self, request: ChatRequest) -> tuple[BuiltPrompt, Handoff | None, list[str]]:
+        """The prompt this message would get now, the hand-off it would trigger; stores nothing."""
+        self._check_length(request.message)
+        context = await asyncio.to_thread(self._resolve_conversation, request, "api", False)
+        guardrails = self._prompting.guardrails
+        asked_before = [m["content"] for m in context.history if m["role"] == "user"]
+        handoff = await asyncio.to_thread(guardrails.handoff, request.message, asked_before)
+        hits = await self._retrieve(request.message, context.product)
+        template = self._prompting.selector.select(request.message, context.product)
+        prompt = self._prompting.builder.build(request.message, hits, template, context.history)
+        return prompt, handoff, guardrails.injection_flags(request.message)
+
     async def _handoff_turn(
         self, context: _Context, handoff: Handoff, flags: list[str], received: float
     ) -> Turn:
@@ -150,11 +162,14 @@ class ChatService:
                 "Shorten it or split it into several messages."
             )
 
-    def _resolve_conversation(self, request: ChatRequest, channel: str) -> _Context:
+    def _resolve_conversation(
+        self, request: ChatRequest, channel: str, create: bool = True
+    ) -> _Context:
         product = self._product(request)
         if request.conversation_id is None:
             product = product or self._catalog.detect(request.message)
-            return _Context(self._store.start_conversation(product, channel).id, product, [])
+            new_id = self._store.start_conversation(product, channel).id if create else ""
+            return _Context(new_id, product, [])
         conversation = self._store.get_conversation(request.conversation_id)
         product = product or conversation.product or self._catalog.detect(request.message)
         past = self._store.history(conversation.id, self._limits.history_messages)

@@ -1,0 +1,1 @@
+"""Admin routes (admin key): prompt preview; knowledge and model-version admin come later."""
