@@ -19,6 +19,7 @@ from knowledge.catalog import (
 from knowledge.embedding import Embedder
 from knowledge.index import KnowledgeIndex, open_client
 from service.admin.routes import router as admin_router
+from service.chat.ratings import RatingService
 from service.chat.routes import router as chat_router
 from service.chat.service import ChatLimits, ChatService, PromptLayer
 from service.config import Settings
@@ -30,6 +31,7 @@ from service.engines.vllm import VLLMEngine
 from service.errors import error_body, install_error_handlers
 from service.metrics import Metrics, install_request_metrics
 from service.prompting.builder import PromptBudget, PromptBuilder, token_counter
+from service.prompting.examples import ExampleStore
 from service.prompting.guardrails import Guardrails
 from service.prompting.selection import TemplateSelector
 from service.store.repository import ConversationStore
@@ -90,40 +92,49 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
     catalog = load_products(knowledge.catalog_dir)
     engine = overrides.engine or build_engine(settings)
     metrics = Metrics()
+    prompting = build_prompt_layer(settings, catalog, index)
     chat = ChatService(
         store=store,
         index=index,
         engine=engine,
         catalog=catalog,
-        prompting=build_prompt_layer(settings, catalog, embedder),
+        prompting=prompting,
         metrics=metrics,
         limits=ChatLimits(
             max_message_chars=settings.chat.max_message_chars,
             history_messages=settings.chat.history_messages,
             top_k=knowledge.top_k,
             adapter=settings.engine.adapter,
+            max_examples=settings.chat.max_examples,
+            example_similarity=settings.chat.example_similarity,
             sampling=SamplingParams(
                 max_tokens=settings.engine.max_new_tokens,
                 temperature=settings.engine.temperature,
             ),
         ),
     )
-    return Components(settings, store, index, engine, catalog, chat, metrics)
+    ratings = RatingService(store, prompting.examples, metrics)
+    return Components(settings, store, index, engine, catalog, chat, ratings, metrics)
 
 
 def build_prompt_layer(
-    settings: Settings, catalog: ProductCatalog, embedder: Embedder
+    settings: Settings, catalog: ProductCatalog, index: KnowledgeIndex
 ) -> PromptLayer:
     """System prompt, template selection, prompt builder and guardrails from the YAML files."""
     directory = settings.knowledge.catalog_dir
     system = load_system_prompt(directory)
     budget = PromptBudget(settings.chat.max_prompt_tokens, settings.chat.history_tokens)
     count = token_counter(settings.model.directory)
+    embedder = index.embedder
+    examples = ExampleStore(
+        index.client, f"{settings.knowledge.collection}-examples", embedder, embedder.dimension
+    )
     return PromptLayer(
         system=system,
         selector=TemplateSelector(load_templates(directory, catalog), embedder),
         builder=PromptBuilder(system, count_tokens=count, budget=budget),
         guardrails=Guardrails(load_guardrails(directory), embedder),
+        examples=examples,
     )
 
 

@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request
 
 from knowledge.catalog import ProductCatalog
 from knowledge.index import KnowledgeIndex
+from service.chat.ratings import RatingService
 from service.chat.service import ChatService
 from service.config import Settings
 from service.engines.base import Engine
@@ -28,6 +29,7 @@ class Components:
     engine: Engine
     catalog: ProductCatalog
     chat: ChatService
+    ratings: RatingService
     metrics: Metrics
 
 

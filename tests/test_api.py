@@ -289,3 +289,23 @@ def test_production_refuses_a_placeholder_admin_key() -> None:
 
     with pytest.raises(ValidationError, match="placeholder"):
         Settings(environment="production", admin_api_key=SecretStr("changethis"))
+
+
+def test_rated_answers_become_few_shot_examples(client: TestClient, settings: Settings) -> None:
+    first = client.post("/v1/chat", json={"message": E5}).json()
+    correction = "Restart the modem, wait 2 minutes, then restart the router [1]."
+    r = client.post(
+        f"/v1/messages/{first['message_id']}/rating",
+        json={"rating": "bad", "by": "agent", "corrected_answer": correction},
+    )
+    assert r.status_code == 201
+    client.post("/v1/chat", json={"message": "my router shows error E5, what should I do?"})
+    answer = stored_messages(settings)[-1]
+    assert answer.example_ids and len(answer.example_ids) == 1
+    assert answer.prompt is not None and correction in answer.prompt[-2]["content"]
+
+    second = stored_messages(settings)[-1].id
+    client.post(f"/v1/messages/{first['message_id']}/rating", json={"rating": "bad"})
+    client.post(f"/v1/messages/{second}/rating", json={"rating": "bad"})
+    client.post("/v1/chat", json={"message": E5})
+    assert not stored_messages(settings)[-1].example_ids  # a bad rating withdraws the example

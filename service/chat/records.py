@@ -40,6 +40,7 @@ def answer_record(
         finish_reason=finish_reason(turn, completion, error),
         error=error.message if error else None,
         prompt=[{"role": m["role"], "content": m["content"]} for m in prompt.messages],
+        example_ids=[e.id for e in prompt.examples],
     )
 
 

@@ -82,8 +82,7 @@ async def rate(message_id: str, body: RatingRequest, components: ComponentsDep) 
         corrected_answer=body.corrected_answer,
         comment=body.comment,
     )
-    row = await asyncio.to_thread(components.store.rate, message_id, rating)
-    components.metrics.ratings.labels(body.rating or f"score_{body.score}").inc()
+    row = await components.ratings.rate(message_id, rating)
     return RatingResponse(
         id=row.id, message_id=message_id, rating=row.label, score=row.score, by=row.rater
     )

@@ -22,6 +22,7 @@ from service.engines.base import ChatMessage, Completion, Engine, SamplingParams
 from service.errors import InvalidRequest, TunedeskError, UnknownProduct
 from service.metrics import Metrics
 from service.prompting.builder import BuiltPrompt, PromptBuilder
+from service.prompting.examples import ExampleStore
 from service.prompting.guardrails import Guardrails, Handoff
 from service.prompting.selection import TemplateSelector
 from service.store.repository import ConversationStore
@@ -55,6 +56,8 @@ class ChatLimits:
     top_k: int
     sampling: SamplingParams
     adapter: str | None = None
+    max_examples: int = 2
+    example_similarity: float = 0.75
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class PromptLayer:
     selector: TemplateSelector
     builder: PromptBuilder
     guardrails: Guardrails
+    examples: ExampleStore
 
 
 @dataclass(frozen=True)
@@ -111,9 +115,7 @@ class ChatService:
         handoff = await asyncio.to_thread(guardrails.handoff, request.message, asked_before)
         if handoff is not None:
             return await self._handoff_turn(context, handoff, flags, received)
-        hits = await self._retrieve(request.message, context.product)
-        template = self._prompting.selector.select(request.message, context.product)
-        prompt = self._prompting.builder.build(request.message, hits, template, context.history)
+        prompt = await self._plan(request.message, context)
         return Turn(
             context.conversation_id,
             context.product,
@@ -131,10 +133,20 @@ class ChatService:
         guardrails = self._prompting.guardrails
         asked_before = [m["content"] for m in context.history if m["role"] == "user"]
         handoff = await asyncio.to_thread(guardrails.handoff, request.message, asked_before)
-        hits = await self._retrieve(request.message, context.product)
-        template = self._prompting.selector.select(request.message, context.product)
-        prompt = self._prompting.builder.build(request.message, hits, template, context.history)
+        prompt = await self._plan(request.message, context)
         return prompt, handoff, guardrails.injection_flags(request.message)
+
+    async def _plan(self, question: str, context: _Context) -> BuiltPrompt:
+        hits = await self._retrieve(question, context.product)
+        template = self._prompting.selector.select(question, context.product)
+        examples = await asyncio.to_thread(
+            self._prompting.examples.similar,
+            question,
+            context.product,
+            self._limits.max_examples,
+            self._limits.example_similarity,
+        )
+        return self._prompting.builder.build(question, hits, template, context.history, examples)
 
     async def _handoff_turn(
         self, context: _Context, handoff: Handoff, flags: list[str], received: float

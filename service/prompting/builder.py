@@ -1,8 +1,9 @@
 """Assemble one chat prompt with LangChain, stable parts first so engines can reuse the prefix.
 
-Order: system rules → troubleshooting template → numbered sources → history → question. Each
-part is its own system message: every leading system message but the last (the sources) is
-stable across questions, which is where the CPU engine caches keys and values.
+Order: system rules → troubleshooting template → few-shot examples and numbered sources →
+history → question. Rules and template are system messages of their own; examples and sources
+share the last one. Every leading system message but the last is stable across questions, which
+is where the CPU engine caches keys and values.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder, Prom
 from knowledge.catalog import SystemPrompt, TroubleshootingTemplate
 from knowledge.index import SearchHit
 from service.engines.base import ChatMessage
+from service.prompting.examples import Example
 from service.prompting.guardrails import defuse
 
 PROMPT_TEMPLATE_ID = "support-rag"
@@ -36,6 +38,10 @@ Hand over to a human agent when: {escalate}"""
 SOURCES = """Sources:
 {sources}"""
 
+EXAMPLES_HEADER = (
+    "Answers our team rated good for similar questions (follow their style; take facts only "
+    "from the sources):"
+)
 NO_SOURCES = "(none found: say that you do not know and offer a human agent)"
 
 ROLES = {"system": "system", "human": "user", "ai": "assistant"}
@@ -50,6 +56,7 @@ class BuiltPrompt:
     sources: list[SearchHit]
     template: TroubleshootingTemplate | None
     token_counts: dict[str, int] = field(default_factory=dict)
+    examples: list[Example] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,7 @@ class PromptBuilder:
         hits: Sequence[SearchHit],
         template: TroubleshootingTemplate | None,
         history: Sequence[ChatMessage] = (),
+        examples: Sequence[Example] = (),
     ) -> BuiltPrompt:
         question = defuse(question)
         guide = _guide(template) if template is not None else None
@@ -113,11 +121,23 @@ class PromptBuilder:
         reserve = min(self._budget.history_tokens, sum(self._count(t) for _, t in past))
         kept, sources = self._fit_sources(hits, left - reserve)
         counts["sources"] = self._count(sources)
-        turns = self._fit_history(past, left - counts["sources"])
+        shown, shots = self._fit_examples(examples, left - reserve - counts["sources"])
+        counts["examples"] = self._count(shots) if shots else 0
+        turns = self._fit_history(past, left - counts["sources"] - counts["examples"])
         counts["history"] = sum(self._count(t) + MESSAGE_OVERHEAD for _, t in turns)
-        messages = self._assemble(guide, sources, turns, question)
+        volatile = f"{shots}\n\n{sources}" if shots else sources
+        messages = self._assemble(guide, volatile, turns, question)
         counts["total"] = sum(counts.values()) + MESSAGE_OVERHEAD * len(messages)
-        return BuiltPrompt(messages, kept, template, counts)
+        return BuiltPrompt(messages, kept, template, counts, shown)
+
+    def _fit_examples(self, examples: Sequence[Example], room: int) -> tuple[list[Example], str]:
+        shown: list[Example] = []
+        for example in examples:
+            text = _examples_text([*shown, example])
+            if self._count(text) > room:
+                break
+            shown.append(example)
+        return shown, _examples_text(shown) if shown else ""
 
     def _fit_sources(self, hits: Sequence[SearchHit], room: int) -> tuple[list[SearchHit], str]:
         kept: list[SearchHit] = []
@@ -166,6 +186,13 @@ class PromptBuilder:
         if len(text) > self._max_chunk_chars:
             text = text[: self._max_chunk_chars].rsplit(" ", 1)[0] + " …"
         return f"[{number}] {hit.heading}\n{defuse(text)}"
+
+
+def _examples_text(examples: Sequence[Example]) -> str:
+    shots = "\n\n".join(
+        f"Customer: {defuse(e.question)}\nAgent: {defuse(e.answer)}" for e in examples
+    )
+    return f"{EXAMPLES_HEADER}\n{shots}"
 
 
 def _guide(template: TroubleshootingTemplate) -> str:

@@ -119,6 +119,21 @@ class ConversationStore:
             _ = message.ratings
             return message
 
+    def question_for(self, answer: Message) -> str:
+        """The customer message the answer replied to."""
+        with self._sessions() as s:
+            question = s.scalar(
+                select(Message.content)
+                .where(
+                    Message.conversation_id == answer.conversation_id,
+                    Message.seq < answer.seq,
+                    Message.role == "user",
+                )
+                .order_by(Message.seq.desc())
+                .limit(1)
+            )
+        return question or ""
+
     def rate(self, message_id: str, rating: RatingInput) -> Rating:
         with self._sessions.begin() as s:
             message = s.get(Message, message_id)
