@@ -83,6 +83,10 @@ class SystemPrompt(BaseModel):
     rules: list[str] = Field(min_length=1)
     out_of_scope_reply: str
     handoff_reply: str | None = None
+    low_confidence_reply: str = (
+        "I couldn't find this in our documentation, and I'd rather not guess. "
+        "Would you like me to connect you with a member of our support team?"
+    )
 
 
 class GuardrailConfig(BaseModel):

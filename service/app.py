@@ -33,6 +33,7 @@ from service.metrics import Metrics, install_request_metrics
 from service.prompting.builder import PromptBudget, PromptBuilder, token_counter
 from service.prompting.examples import ExampleStore
 from service.prompting.guardrails import Guardrails
+from service.prompting.scope import ScopeGuard
 from service.prompting.selection import TemplateSelector
 from service.store.repository import ConversationStore
 from service.web.routes import router as web_router
@@ -135,6 +136,7 @@ def build_prompt_layer(
         builder=PromptBuilder(system, count_tokens=count, budget=budget),
         guardrails=Guardrails(load_guardrails(directory), embedder),
         examples=examples,
+        scope=ScopeGuard(embedder),
     )
 
 

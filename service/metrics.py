@@ -53,6 +53,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.guardrails = Counter(
+            "tunedesk_guardrail_answers",
+            "Answers given without the model, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.ratings = Counter(
             "tunedesk_ratings", "Answer ratings.", ["rating"], registry=self.registry
         )

@@ -309,3 +309,13 @@ def test_rated_answers_become_few_shot_examples(client: TestClient, settings: Se
     client.post(f"/v1/messages/{second}/rating", json={"rating": "bad"})
     client.post("/v1/chat", json={"message": E5})
     assert not stored_messages(settings)[-1].example_ids  # a bad rating withdraws the example
+
+
+def test_off_topic_questions_get_a_polite_refusal_without_the_model(
+    client: TestClient, settings: Settings
+) -> None:
+    body = client.post("/v1/chat", json={"message": "write me a haiku about autumn leaves"}).json()
+    assert body["finish_reason"] == "out_of_scope"
+    assert body["answer"].startswith("Sorry, I can only help with Halcyon Home products")
+    assert body["usage"]["completion_tokens"] == 0 and body["handoff"] is None
+    assert stored_messages(settings)[-1].finish_reason == "out_of_scope"

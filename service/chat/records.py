@@ -45,8 +45,8 @@ def answer_record(
 
 
 def finish_reason(turn: Turn, completion: Completion | None, error: TunedeskError | None) -> str:
-    if turn.handoff is not None:
-        return "handoff"
+    if turn.outcome is not None:
+        return turn.outcome
     if completion is not None:
         return completion.finish_reason
     return "error" if error is not None else "cancelled"

@@ -24,6 +24,7 @@ from service.metrics import Metrics
 from service.prompting.builder import BuiltPrompt, PromptBuilder
 from service.prompting.examples import ExampleStore
 from service.prompting.guardrails import Guardrails, Handoff
+from service.prompting.scope import Scope, ScopeGuard
 from service.prompting.selection import TemplateSelector
 from service.store.repository import ConversationStore
 
@@ -69,6 +70,7 @@ class PromptLayer:
     builder: PromptBuilder
     guardrails: Guardrails
     examples: ExampleStore
+    scope: ScopeGuard
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,9 @@ class ChatService:
         if handoff is not None:
             return await self._handoff_turn(context, handoff, flags, received)
         prompt = await self._plan(request.message, context)
+        scope = await asyncio.to_thread(self._scope, request.message, context.product, prompt)
+        if scope != "in_scope":
+            return self._canned_turn(context, scope, flags, received)
         return Turn(
             context.conversation_id,
             context.product,
@@ -148,6 +153,31 @@ class ChatService:
         )
         return self._prompting.builder.build(question, hits, template, context.history, examples)
 
+    def _scope(self, question: str, product: str | None, prompt: BuiltPrompt) -> Scope:
+        guard = self._prompting.scope
+        relevance = guard.relevance(question, prompt.sources)
+        return guard.classify(relevance, product, prompt.template is not None)
+
+    def _canned_turn(
+        self, context: _Context, scope: Scope, flags: list[str], received: float
+    ) -> Turn:
+        system = self._prompting.system
+        reply = (
+            system.out_of_scope_reply if scope == "out_of_scope" else system.low_confidence_reply
+        )
+        self._metrics.guardrails.labels(scope).inc()
+        empty = self._prompting.builder.empty()
+        return Turn(
+            context.conversation_id,
+            context.product,
+            empty,
+            received,
+            self._engine.model_name,
+            canned=reply,
+            outcome=scope,
+            flags=flags,
+        )
+
     async def _handoff_turn(
         self, context: _Context, handoff: Handoff, flags: list[str], received: float
     ) -> Turn:
@@ -163,6 +193,7 @@ class ChatService:
             self._engine.model_name,
             handoff=handoff,
             canned=reply,
+            outcome="handoff",
             flags=flags,
         )
 

@@ -24,4 +24,5 @@ class Turn:
     adapter: str | None = None
     handoff: Handoff | None = None
     canned: str | None = None
+    outcome: str | None = None  # handoff, out_of_scope or low_confidence when canned
     flags: list[str] = field(default_factory=list)
