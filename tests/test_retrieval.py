@@ -1,0 +1,151 @@
+"""Retrieval quality: hybrid against dense on exact terms, conversation history, the team's own
+labelled questions, and `tunedesk eval retrieval` on a folder in the eval-set format."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from knowledge.cli import eval_app
+from knowledge.embedding import Embedder
+from knowledge.evaluation import EvalQuestion, evaluate, load_questions
+from knowledge.index import KnowledgeIndex, SearchSettings, open_client
+from knowledge.ingest import ingest
+from knowledge.query import search_text
+from service.config import SAMPLE_KNOWLEDGE_DIR
+from tests.conftest import SHARED_DATA
+from tests.documents_fixture import write_eval_set
+
+# Near-identical pages that differ only in an error code or a model number, as in a real manual.
+SHARED = (
+    "The status LED turns red and the Halcyon Home app shows a notification with a code. "
+    "Write the code down before you restart anything, and keep the router upright, vents clear."
+)
+ACTIONS = [
+    "restart the modem, then the router",
+    "move the router somewhere cooler",
+    "check the cable in the blue port",
+    "enter the provider password again",
+    "update the firmware from the app",
+    "choose automatic DNS servers",
+    "power cycle the mesh node",
+    "change the LAN address range",
+]
+CODES = [
+    {"id": f"e{n}", "title": "Router alert", "text": f"{SHARED} Code E{n}: {action}."}
+    for n, action in enumerate(ACTIONS, 1)
+]
+MODELS = [
+    {"id": f"x{m}", "title": "Factory reset", "text": f"{SHARED} On the X{m}, hold reset {s} s."}
+    for m, s in [(1000, 10), (2000, 15), (3000, 20), (4000, 25), (5000, 30)]
+]
+EXACT_QUESTIONS: list[dict[str, Any]] = [
+    *[{"question": f"my router says E{n}, what now?", "doc_ids": [f"e{n}"]} for n in range(1, 9)],
+    *[
+        {"question": f"how do I factory reset an X{m}?", "doc_ids": [f"x{m}"]}
+        for m in (1000, 3000, 5000)
+    ],
+]
+
+
+@pytest.fixture
+def exact_index(tmp_path: Path, embedder: Embedder) -> Iterator[KnowledgeIndex]:
+    folder = write_eval_set(tmp_path / "exact", CODES + MODELS, EXACT_QUESTIONS)
+    client = open_client(tmp_path / "qdrant")
+    index = KnowledgeIndex(client, "exact", embedder)
+    ingest(index, folder / "docs.jsonl")
+    yield index
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def sample_index(
+    sample_index_dir: Path, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KnowledgeIndex]:
+    copy = tmp_path_factory.mktemp("retrieval") / "sample"
+    shutil.copytree(sample_index_dir, copy)
+    client = open_client(copy)
+    yield KnowledgeIndex(client, "tunedesk", embedder)
+    client.close()
+
+
+def test_hybrid_beats_dense_where_exact_terms_decide(exact_index: KnowledgeIndex) -> None:
+    questions = [
+        EvalQuestion(str(n), q["question"], q["doc_ids"]) for n, q in enumerate(EXACT_QUESTIONS)
+    ]
+    hybrid = evaluate(exact_index, questions)
+    exact_index.settings = replace(exact_index.settings, fusion="dense")
+    dense = evaluate(exact_index, questions)
+    assert hybrid.hit_at[1] == 1.0, hybrid.table()
+    assert dense.hit_at[1] <= 0.8, dense.table()  # measured: 0.64
+
+
+def test_the_history_makes_a_follow_up_findable(sample_index: KnowledgeIndex) -> None:
+    history = [
+        {"role": "user", "content": "my camera keeps going offline in the app"},
+        {"role": "assistant", "content": "Is the C3 close to your Wi-Fi router?"},
+    ]
+    question = "it's far away, does it need 5 GHz?"
+    offline = "docs/halcyon-camera-c3/troubleshooting-camera-offline.md"
+    assert (
+        sample_index.search(question, "halcyon-camera-c3", 1, history=history)[0].source == offline
+    )
+    assert sample_index.search(question, "halcyon-camera-c3", 1)[0].source != offline
+
+
+def test_search_text_puts_the_question_first_and_keeps_recent_turns() -> None:
+    history = [
+        {"role": "user", "utterance": "old " * 400},
+        {"role": "agent", "utterance": "recent"},
+    ]
+    text = search_text("new question", history, max_chars=100)
+    assert text.startswith("new question\nrecent\nold old") and len(text) < 130
+
+
+def test_sample_questions_find_their_gold_page(sample_index: KnowledgeIndex) -> None:
+    """The retrieval-quality regression check on the team's own labelled questions.
+
+    Measured at hit@1 0.76, hit@5 0.99 (docs/retrieval.md); the floors leave room for noise only.
+    """
+    questions = load_questions(SAMPLE_KNOWLEDGE_DIR / "eval")
+    report = evaluate(sample_index, questions)
+    assert report.hit_at[5] >= 0.95, report.table()
+    assert report.hit_at[1] >= 0.70, report.table()
+
+
+def test_eval_retrieval_command_on_an_eval_set_folder(tmp_path: Path) -> None:
+    questions = [{**q, "id": f"q{n}"} for n, q in enumerate(EXACT_QUESTIONS)]
+    folder = write_eval_set(tmp_path / "set", CODES, questions[:8])
+    extra = write_eval_set(tmp_path / "extra", MODELS, [])
+    result = CliRunner().invoke(
+        eval_app, ["retrieval", "--set", str(folder), "--extra-docs", str(extra), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout[result.stdout.index("{") :])
+    assert figures["questions"] == 8 and figures["hit_at"]["hit@1"] == 1.0
+    assert figures["setup"]["chunks"] == len(CODES) + len(MODELS)
+    assert figures["latency_p95_ms"] > 0
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "evalsets" / "s10").is_dir(),
+    reason="../shared/data/evalsets/s10 is absent (third-party eval data, never in this repo)",
+)
+def test_the_public_eval_sets_load_in_the_eval_set_format() -> None:
+    for name in ("s10", "doc2dial"):
+        questions = load_questions(SHARED_DATA / "evalsets" / name)
+        assert questions and all(q.doc_ids for q in questions)
+    assert any(q.history for q in load_questions(SHARED_DATA / "evalsets" / "doc2dial"))
+
+
+def test_dense_or_sparse_alone_can_be_chosen_for_comparison(exact_index: KnowledgeIndex) -> None:
+    for fusion in ("sparse", "rrf", "dense"):
+        exact_index.settings = SearchSettings(fusion=fusion)
+        assert exact_index.search("error E3", limit=2)
