@@ -1,0 +1,117 @@
+"""Where the text of a stored source comes from when the prompt has to be rebuilt.
+
+The store keeps each answer's chunk ids, not the chunk texts. Two lookups find them: the live
+knowledge base (Qdrant, by point id) and a documents folder chunked in memory with the same
+chunker the ingestion uses (no Qdrant, no embedder: tests and the sample transcripts). Chunk ids
+change when a document changes, so both can also find a chunk by its source and heading; a
+prompt rebuilt that way is marked approximate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from knowledge.chunking import Chunk, Chunker
+from knowledge.index import SearchHit
+
+
+class ChunkLookup(Protocol):
+    """Finds the chunks an answer was given, by id or, failing that, by source and heading."""
+
+    def by_ids(self, chunk_ids: Sequence[str]) -> dict[str, SearchHit]: ...
+
+    def by_location(self, source: str, heading: str) -> SearchHit | None: ...
+
+
+class DocsChunks:
+    """A documents folder chunked in memory, exactly as `tunedesk ingest` would chunk it."""
+
+    def __init__(self, root: Path, chunker: Chunker | None = None) -> None:
+        from knowledge.documents import MAX_SOURCE_BYTES
+        from knowledge.ingest import IngestReport, read_documents
+
+        report = IngestReport()
+        documents = read_documents(root, None, MAX_SOURCE_BYTES, report)
+        if report.failed:
+            problems = "; ".join(f"{s}: {r}" for s, r in report.failed)
+            raise ValueError(f"cannot read documents under {root}: {problems}")
+        chunker = chunker or Chunker()
+        hits = [_chunk_hit(c) for d in documents for c in chunker.split(d)]
+        self._by_id = {h.chunk_id: h for h in hits}
+        self._by_location: dict[tuple[str, str], SearchHit] = {}
+        for hit in hits:  # the first chunk of a section stands for the section
+            self._by_location.setdefault((hit.source, hit.heading), hit)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def all(self) -> list[SearchHit]:
+        return list(self._by_id.values())
+
+    def by_ids(self, chunk_ids: Sequence[str]) -> dict[str, SearchHit]:
+        return {i: self._by_id[i] for i in chunk_ids if i in self._by_id}
+
+    def by_location(self, source: str, heading: str) -> SearchHit | None:
+        return self._by_location.get((source, heading))
+
+
+class QdrantChunks:
+    """Chunks read from the knowledge base the service searches."""
+
+    def __init__(self, client: Any, collection: str) -> None:
+        self._client = client
+        self._collection = collection
+
+    def by_ids(self, chunk_ids: Sequence[str]) -> dict[str, SearchHit]:
+        if not chunk_ids or not self._client.collection_exists(self._collection):
+            return {}
+        points = self._client.retrieve(self._collection, ids=list(chunk_ids), with_payload=True)
+        return {str(p.id): _payload_hit(str(p.id), p.payload or {}) for p in points}
+
+    def by_location(self, source: str, heading: str) -> SearchHit | None:
+        from qdrant_client import models
+
+        if not self._client.collection_exists(self._collection):
+            return None
+        condition = models.FieldCondition(key="source", match=models.MatchValue(value=source))
+        points, _ = self._client.scroll(
+            self._collection,
+            scroll_filter=models.Filter(must=[condition]),
+            limit=1000,
+            with_payload=True,
+        )
+        in_order = sorted(points, key=lambda p: int((p.payload or {}).get("index", 0)))
+        hits = (_payload_hit(str(p.id), p.payload or {}) for p in in_order)
+        return next((h for h in hits if h.heading == heading), None)
+
+
+def _chunk_hit(chunk: Chunk) -> SearchHit:
+    return SearchHit(
+        chunk_id=chunk.id,
+        score=0.0,
+        text=chunk.text,
+        title=chunk.title,
+        source=chunk.source,
+        heading_path=list(chunk.heading_path),
+        product=chunk.product,
+        doc_id=chunk.doc_id or chunk.source,
+        url=chunk.url,
+        version=chunk.version,
+    )
+
+
+def _payload_hit(chunk_id: str, payload: dict[str, Any]) -> SearchHit:
+    return SearchHit(
+        chunk_id=chunk_id,
+        score=0.0,
+        text=payload.get("text", ""),
+        title=payload.get("title", ""),
+        source=payload.get("source", ""),
+        heading_path=list(payload.get("heading_path") or []),
+        product=payload.get("product"),
+        doc_id=payload.get("doc_id") or payload.get("source", ""),
+        url=payload.get("url"),
+        version=payload.get("version"),
+    )

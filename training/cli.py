@@ -1,0 +1,207 @@
+"""`tunedesk dataset ...` and `tunedesk train ...`, registered as plugins of the `tunedesk` command.
+
+The service finds these Typer apps through the `tunedesk.commands` entry-point group, so it
+never imports this package. Heavy imports happen inside each command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+dataset_app = typer.Typer(
+    help="Build training datasets from rated transcripts.", no_args_is_help=True
+)
+train_app = typer.Typer(help="Train LoRA adapters (SFT, DPO) on a dataset.", no_args_is_help=True)
+
+
+def _settings() -> Any:
+    from service.config import Settings
+
+    return Settings()
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> typer.Exit:
+    return _fail(f"{exc.name} is not installed: pip install 'tunedesk[train]' (the train extra).")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(message, fg="red", err=True)
+    return typer.Exit(code)
+
+
+@dataset_app.command("build")
+def dataset_build(
+    transcripts: Annotated[
+        Path | None,
+        typer.Option(help="Rated transcripts JSONL (docs/training.md); default: the database."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Datasets folder; a new v<N> is written inside.")
+    ] = None,
+    docs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rebuild sources from this documents folder instead of the knowledge base."
+        ),
+    ] = None,
+    catalog: Annotated[
+        Path | None, typer.Option(help="Folder with products.yaml, troubleshooting/, prompts/.")
+    ] = None,
+    eval_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Conversations held out.")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the train/eval split.")] = 0,
+    approximate: Annotated[
+        bool, typer.Option(help="Keep answers whose prompt could only be rebuilt approximately.")
+    ] = True,
+    customer_ratings: Annotated[
+        bool, typer.Option(help="Count customers' ratings (agents' always count).")
+    ] = True,
+) -> None:
+    """Rated transcripts → a new dataset version (SFT examples and preference pairs).
+
+    Personal data is scrubbed, duplicates removed, and conversations split into train and eval;
+    the manifest records counts, rating ids, file hashes and the filters used.
+    """
+    from knowledge.catalog import CatalogError
+    from knowledge.index import KnowledgeBaseBusy
+    from training.dataset import BuildOptions, build_dataset
+    from training.examples import RatingPolicy
+    from training.inputs import chunk_lookup, prompt_rebuilder, transcripts_from
+    from training.transcripts import TranscriptError
+
+    settings = _settings()
+    if transcripts is not None and not transcripts.is_file():
+        raise _fail(f"{transcripts} does not exist.", 2)
+    raters = ("customer", "agent") if customer_ratings else ("agent",)
+    options = BuildOptions(eval_fraction, seed, approximate, RatingPolicy(raters=raters))
+    try:
+        with chunk_lookup(docs, settings) as (chunks, chunks_from):
+            rebuilder, knowledge = prompt_rebuilder(
+                catalog or settings.knowledge.catalog_dir, chunks, settings
+            )
+            rows, source = transcripts_from(transcripts, settings)
+            provenance = source | {"knowledge": knowledge | {"chunks": chunks_from}}
+            result = build_dataset(
+                rows, rebuilder, out or settings.data_dir / "datasets", options, provenance
+            )
+    except ModuleNotFoundError as exc:
+        raise _missing_extra(exc) from exc
+    except (TranscriptError, CatalogError, KnowledgeBaseBusy, ValueError, OSError) as exc:
+        raise _fail(f"Dataset build failed: {exc}") from exc
+    _report_build(result.manifest, result.directory, result.created)
+
+
+def _report_build(manifest: dict[str, Any], directory: Path, created: bool) -> None:
+    counts = manifest["counts"]
+    if not created:
+        typer.echo(f"Nothing changed since {directory.name}: no new version written.")
+    typer.echo(
+        f"{directory}: SFT {counts['sft']['train']} train / {counts['sft']['eval']} eval, "
+        f"preference pairs {counts['dpo']['train']} train / {counts['dpo']['eval']} eval, "
+        f"from {manifest['source']['rated_answers']} rated answers in "
+        f"{manifest['source']['transcripts']} conversations."
+    )
+    typer.echo(f"prompts: {counts['prompts']}; skipped answers: {counts['skipped_answers']}")
+    typer.echo(f"personal data replaced: {counts['pii_replaced']}; removed: {counts['removed']}")
+    if counts["sft"]["train"] == 0:
+        raise _fail("The dataset has no SFT training examples.")
+
+
+ConfigOption = Annotated[
+    Path | None, typer.Option(help="Training YAML (default: training/configs/<kind>.yaml).")
+]
+DatasetOption = Annotated[
+    Path | None, typer.Option(help="Dataset version folder from `tunedesk dataset build`.")
+]
+ModelOption = Annotated[
+    Path | None, typer.Option(help="Base model folder (default: the prepared model).")
+]
+OutputOption = Annotated[Path | None, typer.Option(help="Where checkpoints and the adapter go.")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config value: trainer.learning_rate=1e-4 (repeatable)."),
+]
+StepsOption = Annotated[int | None, typer.Option(help="Stop after this many optimiser steps.")]
+ResumeOption = Annotated[bool, typer.Option(help="Continue from the newest checkpoint.")]
+
+
+@train_app.command("sft")
+def train_sft(
+    config: ConfigOption = None,
+    dataset: DatasetOption = None,
+    model: ModelOption = None,
+    output_dir: OutputOption = None,
+    max_steps: StepsOption = None,
+    overrides: SetOption = None,
+    resume: ResumeOption = False,
+) -> None:
+    """Supervised fine-tuning of a LoRA adapter (TRL SFTTrainer + PEFT) on a dataset's SFT part.
+
+    Several GPUs: `accelerate launch -m training.cli train sft ...`.
+    """
+    from training.sft import run_sft
+
+    _train("sft", run_sft, config, dataset, model, output_dir, max_steps, overrides, resume)
+
+
+@train_app.command("dpo")
+def train_dpo(
+    config: ConfigOption = None,
+    dataset: DatasetOption = None,
+    model: ModelOption = None,
+    output_dir: OutputOption = None,
+    max_steps: StepsOption = None,
+    overrides: SetOption = None,
+    resume: ResumeOption = False,
+    init_adapter: Annotated[
+        Path | None, typer.Option(help="SFT adapter to continue; it is also the reference.")
+    ] = None,
+) -> None:
+    """Preference tuning (TRL DPOTrainer + PEFT) on a dataset's preference pairs.
+
+    Best started from an SFT adapter (--init-adapter), which is then also the reference model.
+    """
+    from training.dpo import run_dpo
+
+    extra = [*(overrides or []), *([f"init_adapter={init_adapter}"] if init_adapter else [])]
+    _train("dpo", run_dpo, config, dataset, model, output_dir, max_steps, extra, resume)
+
+
+def _train(
+    kind: str,
+    run: Any,
+    config: Path | None,
+    dataset: Path | None,
+    model: Path | None,
+    output_dir: Path | None,
+    max_steps: int | None,
+    overrides: list[str] | None,
+    resume: bool,
+) -> None:
+    from training.config import CONFIG_DIR, ConfigError, load_job
+
+    extra = list(overrides or [])
+    extra += [f"dataset={dataset}"] if dataset else []
+    extra += [f"output_dir={output_dir}"] if output_dir else []
+    extra += [f"trainer.max_steps={max_steps}"] if max_steps is not None else []
+    try:
+        job = load_job(config or CONFIG_DIR / f"{kind}.yaml", extra)
+        job.split = kind
+        base = model or job.model or _settings().model.directory
+        run(job, base, resume, typer.echo)
+    except ModuleNotFoundError as exc:
+        raise _missing_extra(exc) from exc
+    except ConfigError as exc:
+        raise _fail(f"Training not started: {exc}", 2) from exc
+
+
+main = typer.Typer(help="tunedesk training commands (also available as `tunedesk dataset|train`).")
+main.add_typer(dataset_app, name="dataset")
+main.add_typer(train_app, name="train")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""`tunedesk train dpo`: TRL's DPOTrainer on the dataset's preference pairs, with LoRA.
+
+Started from an SFT adapter (`init_adapter`), the run keeps training that adapter and uses a
+frozen copy of base + SFT adapter as the reference model, so the result is still one LoRA
+adapter on the base model that both engines load. Without one, a fresh LoRA is trained and the
+base model (adapter switched off) is the reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from training.config import ConfigError, TrainJob
+from training.runs import (
+    Report,
+    RunResult,
+    finish_run,
+    load_base,
+    load_rows,
+    lora_config,
+    resume_point,
+    trainer_config,
+)
+
+DPO_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 5e-5,
+    "beta": 0.1,
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 2,
+    "max_length": 2048,
+    "logging_steps": 5,
+    "logging_first_step": True,
+    "save_steps": 50,
+    "save_total_limit": 3,
+    "seed": 42,
+    "report_to": "none",
+    "activation_checkpointing": False,
+}
+
+
+def run_dpo(job: TrainJob, base_model: Path, resume: bool, report: Report = print) -> RunResult:
+    """Preference-tune a LoRA adapter on the dataset's pairs; returns where it is."""
+    from trl import DPOConfig, DPOTrainer
+
+    if job.dataset is None:
+        raise ConfigError("no dataset: pass --dataset or set `dataset:` in the config")
+    config = trainer_config(DPOConfig, DPO_DEFAULTS, job)
+    tokenizer, model = load_base(base_model, report)
+    train, dropped = load_rows(job.dataset, "dpo", "train", tokenizer, config.max_length)
+    evaluation, _ = load_rows(job.dataset, "dpo", "eval", tokenizer, config.max_length)
+    if len(train) == 0:
+        raise ConfigError(f"{job.dataset}: no preference pairs fit in {config.max_length} tokens")
+    report(f"DPO on {len(train)} pairs ({len(evaluation)} eval, {dropped} dropped as too long)")
+    policy, reference, peft_config = _models(model, base_model, job)
+    trainer = DPOTrainer(
+        model=policy,
+        ref_model=reference,
+        args=config,
+        train_dataset=train,
+        eval_dataset=evaluation if len(evaluation) and config.eval_strategy != "no" else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    return finish_run(trainer, job, base_model, resume_point(job, resume), report, dropped)
+
+
+def _models(model: Any, base_model: Path, job: TrainJob) -> tuple[Any, Any, Any]:
+    """(policy, reference, peft_config) for a fresh LoRA or for continuing an SFT adapter."""
+    if job.init_adapter is None:
+        return model, None, lora_config(job.lora)
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    if not (job.init_adapter / "adapter_config.json").is_file():
+        raise ConfigError(f"{job.init_adapter} is not a LoRA adapter (no adapter_config.json)")
+    policy = PeftModel.from_pretrained(model, str(job.init_adapter), is_trainable=True)
+    frozen = AutoModelForCausalLM.from_pretrained(str(base_model), dtype=torch.float32)
+    reference = PeftModel.from_pretrained(frozen, str(job.init_adapter)).merge_and_unload()
+    return policy, reference.eval(), None
