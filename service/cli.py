@@ -64,46 +64,30 @@ def model_info() -> None:
 
 @app.command()
 def ingest(
-    path: Annotated[Path, typer.Argument(help="A file or folder of Markdown / text documents.")],
+    path: Annotated[
+        Path, typer.Argument(help="A file or folder: Markdown, HTML, PDF, text, docs.jsonl.")
+    ],
     product: Annotated[
-        str | None, typer.Option(help="Product id for files without front matter.")
+        str | None, typer.Option(help="Product id for documents that do not name one.")
     ] = None,
     prune: Annotated[
         bool, typer.Option(help="Delete indexed sources from this folder that no longer exist.")
     ] = False,
+    max_size_mb: Annotated[float, typer.Option(help="Refuse files larger than this.")] = 64,
 ) -> None:
-    """Chunk, embed and index documents into the knowledge base (Qdrant)."""
-    from tqdm import tqdm
+    """Chunk, embed and index documents into the knowledge base (Qdrant), incrementally."""
+    from knowledge.cli import ingest as run_ingest
 
-    from knowledge.embedding import Embedder
-    from knowledge.index import KnowledgeBaseBusy, KnowledgeIndex, open_client
-    from knowledge.ingest import ingest as run_ingest
-
-    if not path.exists():
-        typer.secho(f"{path} does not exist.", fg="red", err=True)
-        raise typer.Exit(2)
     knowledge = _settings().knowledge
-    try:
-        client = open_client(knowledge.qdrant_path, knowledge.qdrant_url)
-    except KnowledgeBaseBusy as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from exc
-    index = KnowledgeIndex(client, knowledge.collection, Embedder())
-    try:
-        report = run_ingest(
-            index,
-            path,
-            product=product,
-            prune=prune,
-            progress=lambda paths: tqdm(paths, desc="ingesting", unit="file"),
-        )
-    finally:
-        client.close()
-    for source, reason in report.failed:
-        typer.secho(f"failed: {source}: {reason}", fg="yellow", err=True)
-    typer.echo(report.summary())
-    if report.failed and not (report.added or report.updated or report.unchanged):
-        raise typer.Exit(1)
+    run_ingest(
+        path,
+        product=product,
+        prune=prune,
+        qdrant_path=knowledge.qdrant_path,
+        qdrant_url=knowledge.qdrant_url,
+        collection=knowledge.collection,
+        max_size_mb=max_size_mb,
+    )
 
 
 @app.command()

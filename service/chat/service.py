@@ -142,7 +142,7 @@ class ChatService:
         return prompt, handoff, guardrails.injection_flags(request.message)
 
     async def _plan(self, question: str, context: _Context) -> BuiltPrompt:
-        hits = await self._retrieve(question, context.product)
+        hits = await self._retrieve(question, context.product, context.history)
         template = self._prompting.selector.select(question, context.product)
         examples = await asyncio.to_thread(
             self._prompting.examples.similar,
@@ -228,9 +228,14 @@ class ChatService:
         known = ", ".join(self._catalog.ids)
         raise UnknownProduct(f"Unknown product {request.product!r}. Known products: {known}.")
 
-    async def _retrieve(self, question: str, product: str | None) -> list[SearchHit]:
+    async def _retrieve(
+        self, question: str, product: str | None, history: list[ChatMessage]
+    ) -> list[SearchHit]:
+        """Hybrid search; the conversation so far disambiguates follow-up questions."""
         started = time.perf_counter()
-        hits = await asyncio.to_thread(self._index.search, question, product, self._limits.top_k)
+        hits = await asyncio.to_thread(
+            self._index.search, question, product, self._limits.top_k, history
+        )
         self._metrics.retrieval_seconds.observe(time.perf_counter() - started)
         return hits
 
