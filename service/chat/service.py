@@ -166,17 +166,7 @@ class ChatService:
             system.out_of_scope_reply if scope == "out_of_scope" else system.low_confidence_reply
         )
         self._metrics.guardrails.labels(scope).inc()
-        empty = self._prompting.builder.empty()
-        return Turn(
-            context.conversation_id,
-            context.product,
-            empty,
-            received,
-            self._engine.model_name,
-            canned=reply,
-            outcome=scope,
-            flags=flags,
-        )
+        return self._without_model(context, reply, scope, flags, received)
 
     async def _handoff_turn(
         self, context: _Context, handoff: Handoff, flags: list[str], received: float
@@ -184,6 +174,18 @@ class ChatService:
         await asyncio.to_thread(self._store.mark_handoff, context.conversation_id, handoff.reason)
         self._metrics.handoffs.labels(handoff.reason).inc()
         reply = self._prompting.system.handoff_reply or DEFAULT_HANDOFF_REPLY
+        return self._without_model(context, reply, "handoff", flags, received, handoff)
+
+    def _without_model(
+        self,
+        context: _Context,
+        reply: str,
+        outcome: str,
+        flags: list[str],
+        received: float,
+        handoff: Handoff | None = None,
+    ) -> Turn:
+        """A turn answered with one of the brand's fixed texts instead of the model."""
         empty = self._prompting.builder.empty()
         return Turn(
             context.conversation_id,
@@ -193,7 +195,7 @@ class ChatService:
             self._engine.model_name,
             handoff=handoff,
             canned=reply,
-            outcome="handoff",
+            outcome=outcome,
             flags=flags,
         )
 
