@@ -16,11 +16,9 @@ from training.runs import (
     Report,
     RunResult,
     finish_run,
-    load_base,
-    load_rows,
     lora_config,
+    prepare_inputs,
     resume_point,
-    trainer_config,
 )
 
 DPO_DEFAULTS: dict[str, Any] = {
@@ -43,26 +41,26 @@ def run_dpo(job: TrainJob, base_model: Path, resume: bool, report: Report = prin
     """Preference-tune a LoRA adapter on the dataset's pairs; returns where it is."""
     from trl import DPOConfig, DPOTrainer
 
-    if job.dataset is None:
-        raise ConfigError("no dataset: pass --dataset or set `dataset:` in the config")
-    config = trainer_config(DPOConfig, DPO_DEFAULTS, job)
-    tokenizer, model = load_base(base_model, report)
-    train, dropped = load_rows(job.dataset, "dpo", "train", tokenizer, config.max_length)
-    evaluation, _ = load_rows(job.dataset, "dpo", "eval", tokenizer, config.max_length)
-    if len(train) == 0:
-        raise ConfigError(f"{job.dataset}: no preference pairs fit in {config.max_length} tokens")
-    report(f"DPO on {len(train)} pairs ({len(evaluation)} eval, {dropped} dropped as too long)")
-    policy, reference, peft_config = _models(model, base_model, job)
+    inputs = prepare_inputs(job, base_model, "dpo", DPOConfig, DPO_DEFAULTS, report)
+    limit = inputs.config.max_length
+    if len(inputs.train) == 0:
+        raise ConfigError(f"{job.dataset}: no preference pairs fit in {limit} tokens")
+    report(
+        f"DPO on {len(inputs.train)} pairs ({len(inputs.evaluation)} eval, "
+        f"{inputs.dropped_train} dropped as too long)"
+    )
+    policy, reference, peft_config = _models(inputs.model, base_model, job)
     trainer = DPOTrainer(
         model=policy,
         ref_model=reference,
-        args=config,
-        train_dataset=train,
-        eval_dataset=evaluation if len(evaluation) and config.eval_strategy != "no" else None,
-        processing_class=tokenizer,
+        args=inputs.config,
+        train_dataset=inputs.train,
+        eval_dataset=inputs.eval_dataset,
+        processing_class=inputs.tokenizer,
         peft_config=peft_config,
     )
-    return finish_run(trainer, job, base_model, resume_point(job, resume), report, dropped)
+    checkpoint = resume_point(job, resume)
+    return finish_run(trainer, job, base_model, checkpoint, report, inputs.dropped_train)
 
 
 def _models(model: Any, base_model: Path, job: TrainJob) -> tuple[Any, Any, Any]:

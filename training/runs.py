@@ -39,6 +39,44 @@ class RunResult:
         return self.steps_run / self.seconds if self.seconds else 0.0
 
 
+@dataclass
+class Inputs:
+    """What both trainers start from: TRL's config, the base model, the dataset's splits."""
+
+    config: Any
+    tokenizer: Any
+    model: Any
+    train: Any
+    evaluation: Any
+    dropped_train: int
+    dropped_eval: int
+
+    @property
+    def eval_dataset(self) -> Any:
+        """The eval split when there is one and evaluation is switched on."""
+        return (
+            self.evaluation if len(self.evaluation) and self.config.eval_strategy != "no" else None
+        )
+
+
+def prepare_inputs(
+    job: TrainJob,
+    base_model: Path,
+    part: str,
+    config_cls: type[Any],
+    defaults: dict[str, Any],
+    report: Report,
+) -> Inputs:
+    """Config, base model and the `part` (sft or dpo) splits, too-long rows dropped."""
+    if job.dataset is None:
+        raise ConfigError("no dataset: pass --dataset or set `dataset:` in the config")
+    config = trainer_config(config_cls, defaults, job)
+    tokenizer, model = load_base(base_model, report)
+    train, dropped = load_rows(job.dataset, part, "train", tokenizer, config.max_length)
+    evaluation, dropped_eval = load_rows(job.dataset, part, "eval", tokenizer, config.max_length)
+    return Inputs(config, tokenizer, model, train, evaluation, dropped, dropped_eval)
+
+
 def trainer_config(cls: type[Config], defaults: dict[str, Any], job: TrainJob) -> Config:
     """TRL's config from our defaults, then the job's `trainer` section; TRL validates it."""
     values = defaults | _device_defaults() | job.trainer

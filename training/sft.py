@@ -17,11 +17,9 @@ from training.runs import (
     Report,
     RunResult,
     finish_run,
-    load_base,
-    load_rows,
     lora_config,
+    prepare_inputs,
     resume_point,
-    trainer_config,
 )
 
 SFT_DEFAULTS: dict[str, Any] = {
@@ -44,26 +42,21 @@ def run_sft(job: TrainJob, base_model: Path, resume: bool, report: Report = prin
     """Train a LoRA adapter on the dataset's SFT part; returns where it is and how it went."""
     from trl import SFTConfig, SFTTrainer
 
-    if job.dataset is None:
-        raise ConfigError("no dataset: pass --dataset or set `dataset:` in the config")
-    config = trainer_config(SFTConfig, SFT_DEFAULTS, job)
-    tokenizer, model = load_base(base_model, report)
-    train, dropped = load_rows(job.dataset, "sft", "train", tokenizer, config.max_length)
-    evaluation, dropped_eval = load_rows(job.dataset, "sft", "eval", tokenizer, config.max_length)
-    if len(train) == 0:
-        raise ConfigError(
-            f"{job.dataset}: no SFT training examples fit in {config.max_length} tokens"
-        )
+    inputs = prepare_inputs(job, base_model, "sft", SFTConfig, SFT_DEFAULTS, report)
+    limit = inputs.config.max_length
+    if len(inputs.train) == 0:
+        raise ConfigError(f"{job.dataset}: no SFT training examples fit in {limit} tokens")
     report(
-        f"SFT on {len(train)} examples ({len(evaluation)} eval; {dropped + dropped_eval} "
-        f"dropped as longer than {config.max_length} tokens)"
+        f"SFT on {len(inputs.train)} examples ({len(inputs.evaluation)} eval; "
+        f"{inputs.dropped_train + inputs.dropped_eval} dropped as longer than {limit} tokens)"
     )
     trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=train,
-        eval_dataset=evaluation if len(evaluation) and config.eval_strategy != "no" else None,
-        processing_class=tokenizer,
+        model=inputs.model,
+        args=inputs.config,
+        train_dataset=inputs.train,
+        eval_dataset=inputs.eval_dataset,
+        processing_class=inputs.tokenizer,
         peft_config=lora_config(job.lora),
     )
-    return finish_run(trainer, job, base_model, resume_point(job, resume), report, dropped)
+    checkpoint = resume_point(job, resume)
+    return finish_run(trainer, job, base_model, checkpoint, report, inputs.dropped_train)
