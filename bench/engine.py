@@ -29,11 +29,14 @@ from service.engines.local import LocalEngine
 from service.engines.vllm import VLLMEngine
 
 
-async def one_request(engine: Engine, prompt: list[ChatMessage], tokens: int) -> dict[str, float]:
+async def one_request(
+    engine: Engine, prompt: list[ChatMessage], tokens: int, exact: bool = False
+) -> dict[str, float]:
     started = time.perf_counter()
     first: float | None = None
     completion: Completion | None = None
-    async for event in engine.stream(prompt, SamplingParams(max_tokens=tokens)):
+    params = SamplingParams(max_tokens=tokens, ignore_eos=exact)
+    async for event in engine.stream(prompt, params):
         if isinstance(event, TextDelta) and first is None:
             first = time.perf_counter()
         elif isinstance(event, Completion):
@@ -100,11 +103,10 @@ def direct_generate(engine: LocalEngine, prompt: list[ChatMessage], tokens: int)
 async def overhead(engine: LocalEngine, prompt: list[ChatMessage], tokens: int) -> dict[str, float]:
     await one_request(engine, prompt, tokens)  # warm
     direct = statistics.median(direct_generate(engine, prompt, tokens) for _ in range(3))
-    params = SamplingParams(max_tokens=tokens)
     through: list[float] = []
     for _ in range(3):
-        result = await one_request(engine, prompt, tokens)
-        assert result["tokens"] == tokens or params.max_tokens == tokens
+        result = await one_request(engine, prompt, tokens, exact=True)  # like min_new_tokens
+        assert result["tokens"] == tokens
         through.append(result["decode_tok_s"])
     engine_rate = statistics.median(through)
     return {"direct_tok_s": direct, "engine_tok_s": engine_rate, "ratio": engine_rate / direct}
