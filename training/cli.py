@@ -1,4 +1,4 @@
-"""`tunedesk dataset ...` and `tunedesk train ...`, registered as plugins of the `tunedesk` command.
+"""`tunedesk dataset|train|eval ...`, registered as plugins of the `tunedesk` command.
 
 The service finds these Typer apps through the `tunedesk.commands` entry-point group, so it
 never imports this package. Heavy imports happen inside each command.
@@ -11,10 +11,15 @@ from typing import Annotated, Any
 
 import typer
 
+from knowledge.cli import eval_retrieval
+
 dataset_app = typer.Typer(
     help="Build training datasets from rated transcripts.", no_args_is_help=True
 )
 train_app = typer.Typer(help="Train LoRA adapters (SFT, DPO) on a dataset.", no_args_is_help=True)
+# `tunedesk eval`: knowledge's retrieval evaluation, joined here by the answer evaluation
+eval_app = typer.Typer(help="Measure retrieval and answers on eval sets.", no_args_is_help=True)
+eval_app.command("retrieval")(eval_retrieval)
 
 
 def _settings() -> Any:
@@ -199,9 +204,94 @@ def _train(
         raise _fail(f"Training not started: {exc}", 2) from exc
 
 
+@eval_app.command("answers")
+def eval_answers(
+    set_dir: Annotated[
+        Path,
+        typer.Option(
+            "--set",
+            help="Eval-set folder (questions.jsonl with answers, docs.jsonl) or a dataset "
+            "version folder (its held-out sft/eval.jsonl).",
+        ),
+    ],
+    variants: Annotated[
+        str, typer.Option(help="Comma-separated: base, prompted, tuned, tuned+prompted.")
+    ] = "base,prompted,tuned,tuned+prompted",
+    adapter: Annotated[
+        str | None,
+        typer.Option(help="Adapter for the tuned variants: a folder, or a name in adapters_dir."),
+    ] = None,
+    extra_docs: Annotated[
+        list[Path] | None,
+        typer.Option(help="More documents to index beside the set's docs.jsonl (repeatable)."),
+    ] = None,
+    examples: Annotated[
+        Path | None,
+        typer.Option(help="Dataset version whose train split seeds the few-shot examples."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Ask only the first N questions.")] = None,
+    max_new_tokens: Annotated[
+        int | None, typer.Option(help="Answer length cap (default: engine.max_new_tokens).")
+    ] = None,
+    guardrails: Annotated[
+        bool, typer.Option(help="Prompted variants hand off and refuse as the service does.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write evaluation.md, evaluation.png and evaluation.json here."),
+    ] = None,
+) -> None:
+    """Compare base, prompted, tuned and tuned+prompted answers on an eval set.
+
+    Token F1 and ROUGE-L against the reference answers, citation accuracy, refusals of
+    out-of-scope questions, time to first token and tokens, on the local CPU engine.
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    from training.evaluation.cases import EvalSetError, load_cases
+    from training.evaluation.report import write_report
+    from training.evaluation.run import AdapterMissing, AnswerEvalOptions, evaluate_answers
+    from training.evaluation.variants import parse_variants
+
+    settings = _settings()
+    try:
+        options = AnswerEvalOptions(
+            variants=parse_variants(variants),
+            adapter=adapter,
+            extra_docs=list(extra_docs or []),
+            examples=examples,
+            max_new_tokens=max_new_tokens or settings.engine.max_new_tokens,
+            guardrails=guardrails,
+            command="tunedesk eval answers " + " ".join(sys.argv[sys.argv.index("answers") + 1 :])
+            if "answers" in sys.argv
+            else "",
+        )
+        cases = load_cases(set_dir, limit)
+        result = evaluate_answers(
+            cases,
+            options,
+            settings,
+            progress=lambda qs, name: tqdm(qs, desc=name, unit="question", file=sys.stderr),
+            report=lambda line: typer.echo(line, err=True),
+        )
+    except ModuleNotFoundError as exc:
+        raise _missing_extra(exc) from exc
+    except (EvalSetError, AdapterMissing, FileNotFoundError) as exc:
+        raise _fail(f"Answer evaluation not started: {exc}", 2) from exc
+    except ValueError as exc:
+        raise _fail(f"Answer evaluation failed: {exc}", 2) from exc
+    typer.echo(result.as_json() if as_json else result.table())
+    for path in write_report(result, report) if report else []:
+        typer.echo(f"wrote {path}", err=True)
+
+
 main = typer.Typer(help="tunedesk training commands (also available as `tunedesk dataset|train`).")
 main.add_typer(dataset_app, name="dataset")
 main.add_typer(train_app, name="train")
+main.add_typer(eval_app, name="eval")
 
 if __name__ == "__main__":
     main()
