@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -25,7 +27,7 @@ from training.evaluation.metrics import (
 from training.evaluation.variants import canned_replies, parse_variants
 
 ROUTER = "halcyon-router-x1000"
-DOCS = [
+DOCS: list[dict[str, Any]] = [
     {
         "id": "e5",
         "title": "Error E5",
@@ -47,7 +49,7 @@ DOCS = [
     },
 ]
 SYSTEM = load_system_prompt(SAMPLE_KNOWLEDGE_DIR)
-QUESTIONS = [
+QUESTIONS: list[dict[str, Any]] = [
     {
         "id": "q1",
         "question": "My X1000 router shows E5, what now?",
@@ -75,7 +77,7 @@ QUESTIONS = [
 ]
 
 
-def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+def write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
@@ -146,7 +148,7 @@ def test_held_out_rows_bring_their_prompt_and_cited_sources(tmp_path: Path) -> N
         for d in DOCS
     ]
     built = PromptBuilder(SYSTEM).build("It says E3?", hits, None)
-    row: dict[str, object] = {
+    row: dict[str, Any] = {
         "id": "x",
         "message_id": "conv-9-m2",
         "product": ROUTER,
@@ -171,8 +173,8 @@ def test_eval_answers_command_end_to_end_on_the_tiny_model(
     monkeypatch.setenv("TUNEDESK_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("TUNEDESK_ENGINE__MAX_NEW_TOKENS", "6")
     folder = tmp_path / "set"
-    write_jsonl(folder / "docs.jsonl", DOCS)  # type: ignore[arg-type]
-    write_jsonl(folder / "questions.jsonl", QUESTIONS)  # type: ignore[arg-type]
+    write_jsonl(folder / "docs.jsonl", DOCS)
+    write_jsonl(folder / "questions.jsonl", QUESTIONS)
     args = ["eval", "answers", "--set", str(folder), "--adapter", str(tiny_adapters["alpha"])]
     result = CliRunner().invoke(main, [*args, "--json", "--report", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
@@ -199,7 +201,26 @@ def test_eval_answers_command_end_to_end_on_the_tiny_model(
 
 
 def test_tuned_variants_without_an_adapter_are_refused(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "set" / "questions.jsonl", QUESTIONS)  # type: ignore[arg-type]
+    write_jsonl(tmp_path / "set" / "questions.jsonl", QUESTIONS)
     result = CliRunner().invoke(main, ["eval", "answers", "--set", str(tmp_path / "set")])
     assert result.exit_code == 2
     assert "--adapter" in result.output
+
+
+def test_a_sample_keeps_every_kind_in_file_order_and_is_repeatable(tmp_path: Path) -> None:
+    rows = [{**QUESTIONS[n % 3], "id": f"q{n:02d}"} for n in range(30)]  # 20 in, 10 out of scope
+    write_jsonl(tmp_path / "questions.jsonl", rows)
+    first = [c.id for c in load_cases(tmp_path, sample=6, seed=1).cases]
+    assert first == [c.id for c in load_cases(tmp_path, sample=6, seed=1).cases]
+    assert first == sorted(first) and len(first) == 6
+    kinds = [c.kind for c in load_cases(tmp_path, sample=6, seed=1).cases]
+    assert sorted(kinds) == ["in_scope"] * 4 + ["out_of_scope"] * 2
+
+
+def test_questions_seen_in_training_can_be_left_out(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "set" / "questions.jsonl", QUESTIONS)
+    asked = {"role": "user", "content": "what does E3 mean on  the X1000 router?"}
+    row = {"id": "t1", "prompt": [asked], "completion": [{"role": "assistant", "content": "."}]}
+    write_jsonl(tmp_path / "v1" / "sft" / "train.jsonl", [row])
+    cases = load_cases(tmp_path / "set", exclude_seen=tmp_path / "v1")
+    assert [c.id for c in cases.cases] == ["q1", "q3"] and cases.left_out == ["q2"]

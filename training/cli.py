@@ -230,6 +230,15 @@ def eval_answers(
         typer.Option(help="Dataset version whose train split seeds the few-shot examples."),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Ask only the first N questions.")] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(help="Ask about N questions drawn at random, each kind in its share."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --sample.")] = 0,
+    exclude_seen: Annotated[
+        Path | None,
+        typer.Option(help="Leave out questions asked word for word in this dataset's train split."),
+    ] = None,
     max_new_tokens: Annotated[
         int | None, typer.Option(help="Answer length cap (default: engine.max_new_tokens).")
     ] = None,
@@ -269,7 +278,7 @@ def eval_answers(
             if "answers" in sys.argv
             else "",
         )
-        cases = load_cases(set_dir, limit)
+        cases = load_cases(set_dir, limit, sample, seed, exclude_seen)
         result = evaluate_answers(
             cases,
             options,

@@ -49,14 +49,23 @@ class CaseSet:
     kind: Literal["eval-set", "dataset"]
     path: Path
     cases: list[AnswerCase]
+    left_out: list[str] = field(default_factory=list)  # asked in the training data
 
     @property
     def needs_index(self) -> bool:
         return self.kind == "eval-set"
 
 
-def load_cases(path: Path, limit: int | None = None) -> CaseSet:
-    """The questions of an eval-set folder or of a dataset version's held-out split."""
+def load_cases(
+    path: Path,
+    limit: int | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    exclude_seen: Path | None = None,
+) -> CaseSet:
+    """The questions of an eval-set folder or of a dataset version's held-out split: all, the
+    first `limit`, or a seeded `sample` with every kind of question in its share; without
+    those asked word for word in `exclude_seen`'s train split."""
     if (path / "questions.jsonl").is_file():
         cases, kind = _eval_set_cases(path / "questions.jsonl"), "eval-set"
     elif (path / "sft" / "eval.jsonl").is_file():
@@ -68,7 +77,24 @@ def load_cases(path: Path, limit: int | None = None) -> CaseSet:
         )
     if not cases:
         raise EvalSetError(f"{path}: no question with a reference answer")
-    return CaseSet(kind, path, cases[:limit])  # type: ignore[arg-type]
+    left_out: list[str] = []
+    if exclude_seen is not None:
+        cases, left_out = drop_seen(cases, exclude_seen)
+    chosen = stratified_sample(cases, sample, seed) if sample else cases
+    return CaseSet(kind, path, chosen[:limit], left_out)  # type: ignore[arg-type]
+
+
+def stratified_sample(cases: list[AnswerCase], size: int, seed: int) -> list[AnswerCase]:
+    """About `size` cases, each kind in proportion (at least one of each), in file order."""
+    import random
+
+    rng = random.Random(seed)
+    picked: list[int] = []
+    for kind in sorted({c.kind for c in cases}):
+        members = [i for i, c in enumerate(cases) if c.kind == kind]
+        share = max(1, round(size * len(members) / len(cases)))
+        picked += rng.sample(members, min(share, len(members)))
+    return [cases[i] for i in sorted(picked)]
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -139,3 +165,20 @@ def cited_sources(answer: str, sources: list[str]) -> list[str]:
     from service.prompting.builder import cited_numbers
 
     return [sources[n - 1] for n in cited_numbers(answer, len(sources))]
+
+
+def drop_seen(cases: list[AnswerCase], dataset_dir: Path) -> tuple[list[AnswerCase], list[str]]:
+    """Leave out questions asked word for word in a dataset version's train split (a tuned
+    model has seen their answers); returns the kept cases and the ids left out."""
+    path = dataset_dir / "sft" / "train.jsonl"
+    if not path.is_file():
+        raise EvalSetError(f"{path} not found: --exclude-seen takes a dataset version folder")
+    seen = {
+        _folded(m["content"]) for row in _rows(path) for m in row["prompt"] if m["role"] == "user"
+    }
+    kept = [c for c in cases if _folded(c.question) not in seen]
+    return kept, [c.id for c in cases if _folded(c.question) in seen]
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.lower().split())

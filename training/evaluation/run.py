@@ -228,6 +228,7 @@ def _setup(
         "set": str(case_set.path),
         "set_kind": case_set.kind,
         "questions": len(case_set.cases),
+        "left_out_as_seen_in_training": case_set.left_out,
         "kinds": kinds,
         "extra_docs": [str(p) for p in options.extra_docs],
         "examples": str(options.examples) if options.examples else None,
