@@ -1,8 +1,9 @@
-"""Ingestion time and peak memory for a folder or docs.jsonl, into Qdrant local mode.
+"""Ingestion time and peak memory for a folder or docs.jsonl, into an embedded vector store.
 
 Defaults to the 9,336 sections of ../shared/data/evalsets/samsung-distractors (third-party data,
 read in place). Keep the index with --index-dir to reuse it for bench/retrieval_latency.py.
-Usage: python bench/retrieval_ingest.py [--docs PATH] [--index-dir DIR] [--json]
+Usage: python bench/retrieval_ingest.py [--docs PATH] [--index-dir DIR] [--store edge|local]
+       [--json]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from knowledge.embedding import Embedder
-from knowledge.index import KnowledgeIndex, open_client
+from knowledge.index import EMBEDDED_STORES, open_index
 from knowledge.ingest import ingest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -31,26 +32,26 @@ def main() -> None:
     if not args.docs.exists():
         sys.exit(f"{args.docs} is absent: the shared eval data is not on this machine.")
     with tempfile.TemporaryDirectory(prefix="tunedesk-bench-") as scratch:
-        figures = run(args.docs, args.index_dir or Path(scratch))
+        figures = run(args.docs, args.index_dir or Path(scratch), args.store)
     print(json.dumps(figures, indent=2) if args.json else "\n".join(_lines(figures)))
 
 
-def run(docs: Path, folder: Path) -> dict[str, object]:
+def run(docs: Path, folder: Path, store: str) -> dict[str, object]:
     started = time.perf_counter()
     embedder = Embedder()
     embedder.embed(["load the model"])
     loaded = time.perf_counter()
     rss_loaded = peak_rss_mib()
-    client = open_client(folder)
+    index = open_index("eval", embedder, store=store, path=folder)
     try:
-        index = KnowledgeIndex(client, "eval", embedder)
         report = ingest(index, docs, progress=lambda d: tqdm(d, unit="doc", file=sys.stderr))
         chunks = index.count()
     finally:
-        client.close()
+        index.close()
     done = time.perf_counter()
     return {
         "docs": str(docs),
+        "store": store,
         "summary": report.summary(),
         "chunks_in_collection": chunks,
         "ingest_seconds": round(done - loaded, 1),
@@ -80,6 +81,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--docs", type=Path, default=DEFAULT_DOCS)
     parser.add_argument("--index-dir", type=Path, default=None, help="Keep the index here.")
+    parser.add_argument("--store", choices=sorted(EMBEDDED_STORES), default="edge")
     parser.add_argument("--json", action="store_true")
     return parser.parse_args()
 

@@ -35,24 +35,24 @@ def ingest(
     qdrant_url: str | None,
     collection: str,
     max_size_mb: float = 64,
+    store: str = "edge",
 ) -> None:
     """Ingest a file or folder with a progress bar; failures one line each, then a summary."""
     from knowledge.embedding import Embedder
-    from knowledge.index import KnowledgeBaseBusy, KnowledgeIndex, open_client
+    from knowledge.index import KnowledgeBaseBusy, open_index
 
     if not path.exists():
         typer.secho(f"{path} does not exist.", fg="red", err=True)
         raise typer.Exit(2)
     try:
-        client = open_client(qdrant_path, qdrant_url)
+        index = open_index(collection, Embedder(), store=store, path=qdrant_path, url=qdrant_url)
     except KnowledgeBaseBusy as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
     try:
-        index = KnowledgeIndex(client, collection, Embedder())
         ok = _ingest_into(index, path, product, prune, int(max_size_mb * 2**20))
     finally:
-        client.close()
+        index.close()
     if not ok:
         raise typer.Exit(1)
 
@@ -111,6 +111,9 @@ def eval_retrieval(
         typer.Option(help="Keep the index in this folder and reuse it (default: throw-away)."),
     ] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads for the embedder.")] = None,
+    store: Annotated[
+        str, typer.Option(help="Embedded vector store: edge (Qdrant Edge) or local (local mode).")
+    ] = "edge",
 ) -> None:
     """Index an eval set into a throw-away collection, ask every question, print hit@k and MRR."""
     from knowledge.evaluation import doc_folders, load_questions
@@ -126,6 +129,7 @@ def eval_retrieval(
     with tempfile.TemporaryDirectory(prefix="tunedesk-eval-") as scratch:
         report = _run_eval(
             index_dir or Path(scratch),
+            store,
             paths,
             questions,
             settings,
@@ -139,6 +143,7 @@ def eval_retrieval(
 
 def _run_eval(
     folder: Path,
+    store: str,
     paths: list[Path],
     questions: list[EvalQuestion],
     settings: SearchSettings,
@@ -150,11 +155,10 @@ def _run_eval(
 
     from knowledge.embedding import Embedder
     from knowledge.evaluation import evaluate
-    from knowledge.index import KnowledgeIndex, open_client
+    from knowledge.index import open_index
 
-    client = open_client(folder)
+    index = open_index("eval", Embedder(), store=store, path=folder, settings=settings)
     try:
-        index = KnowledgeIndex(client, "eval", Embedder(), settings)
         started = time.perf_counter()
         for path in paths:
             _ingest_into(index, path, None, False, 2**40, summary_to_stderr=True)
@@ -172,10 +176,11 @@ def _run_eval(
             index_seconds=round(indexing, 1),
             history=history,
             product_filter=product_filter,
+            store=store,
             **asdict(settings),
         )
     finally:
-        client.close()
+        index.close()
     return report
 
 

@@ -1,29 +1,50 @@
-"""The Qdrant collection: dense + sparse vectors per chunk, hybrid search with a product filter.
+"""The knowledge collection: dense + sparse vectors per chunk, hybrid search with a product filter.
 
-The same code runs against Qdrant's local mode (a directory on disk) and a Qdrant server (a URL).
-One collection holds one tenant's knowledge base (`knowledge.collection` in the settings); the
-product is a payload field with an index, so every search can keep to one product.
+The vectors live in a `VectorStore` (knowledge/stores/): Qdrant Edge on disk (the embedded
+default), Qdrant's local mode on disk, or a Qdrant server when a URL is configured, all with the
+same code above the store. One collection holds one tenant's knowledge base
+(`knowledge.collection` in the settings); the product is a payload field with an index, so every
+search can keep to one product.
 """
 
 from __future__ import annotations
 
-import uuid
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qdrant_client import QdrantClient, models
+from qdrant_client import QdrantClient
 
 from knowledge.chunking import Chunk
 from knowledge.embedding import Embedder
 from knowledge.query import HistoryTurn, search_text
 from knowledge.sparse import encode_document, encode_query
+from knowledge.stores.base import (
+    DENSE,
+    SPARSE,
+    FoundPoint,
+    HybridQuery,
+    PointId,
+    SparseVector,
+    StoredPoint,
+    VectorStore,
+)
+from knowledge.stores.client import KnowledgeBaseBusy, QdrantClientStore, open_client
 
-DENSE = "dense"
-SPARSE = "sparse"
-PointId = int | str | uuid.UUID
+__all__ = [
+    "DENSE",
+    "SPARSE",
+    "KnowledgeBaseBusy",
+    "KnowledgeIndex",
+    "PointId",
+    "SearchHit",
+    "SearchSettings",
+    "SourceState",
+    "open_client",
+    "open_index",
+    "open_store",
+]
 
 
 @dataclass(frozen=True)
@@ -46,27 +67,6 @@ class SearchHit:
         return " > ".join(self.heading_path) if self.heading_path else self.title
 
 
-class KnowledgeBaseBusy(Exception):
-    """Qdrant's local mode lets one process at a time open its folder."""
-
-
-def open_client(path: Path | None = None, url: str | None = None) -> QdrantClient:
-    """A Qdrant client: a server when url is set, otherwise local mode on disk at path."""
-    if url:
-        return QdrantClient(url=url)
-    assert path is not None, "either a Qdrant URL or a local path is needed"
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        return QdrantClient(path=str(path))
-    except RuntimeError as exc:
-        if "already accessed" not in str(exc):
-            raise
-        raise KnowledgeBaseBusy(
-            f"The knowledge base in {path} is open in another process (is `tunedesk serve` "
-            "running?). Stop it first, or use a Qdrant server (TUNEDESK_KNOWLEDGE__QDRANT_URL)."
-        ) from exc
-
-
 @dataclass(frozen=True)
 class SearchSettings:
     """How hybrid search fuses its candidates (measured choices: docs/retrieval.md)."""
@@ -86,7 +86,11 @@ class SourceState:
 
 
 class KnowledgeIndex:
-    """One collection of chunks; ingestion writes it, the chat service searches it."""
+    """One collection of chunks; ingestion writes it, the chat service searches it.
+
+    `client` is the Qdrant client the service keeps its other collections in (few-shot
+    examples); the chunks live in `store`, which defaults to that same client.
+    """
 
     def __init__(
         self,
@@ -94,53 +98,38 @@ class KnowledgeIndex:
         collection: str,
         embedder: Embedder,
         settings: SearchSettings | None = None,
+        store: VectorStore | None = None,
     ) -> None:
         self.client = client
         self.collection = collection
         self.embedder = embedder
         self.settings = settings or SearchSettings()
+        self.store: VectorStore = store or QdrantClientStore(client)
+
+    def close(self) -> None:
+        """Close the vector store and the Qdrant client (closing a client twice is harmless)."""
+        self.store.close()
+        self.client.close()
 
     def ensure_collection(self) -> None:
-        if self.client.collection_exists(self.collection):
-            return
-        self.client.create_collection(
-            self.collection,
-            vectors_config={
-                DENSE: models.VectorParams(
-                    size=self.embedder.dimension, distance=models.Distance.COSINE
-                )
-            },
-            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-        )
-        with warnings.catch_warnings():  # local mode ignores payload indexes; a server uses them
-            warnings.filterwarnings("ignore", "Payload indexes have no effect")
-            for field_name in ("source", "product", "doc_id"):
-                self.client.create_payload_index(
-                    self.collection, field_name, field_schema=models.PayloadSchemaType.KEYWORD
-                )
+        if not self.store.has_collection(self.collection):
+            self.store.create_collection(self.collection, self.embedder.dimension)
 
     def count(self) -> int:
-        if not self.client.collection_exists(self.collection):
+        if not self.store.has_collection(self.collection):
             return 0
-        return self.client.count(self.collection, exact=True).count
+        return self.store.count(self.collection)
 
     def source_states(self) -> dict[str, SourceState]:
         """Every indexed source with its hash and point ids, read in one pass."""
         states: dict[str, SourceState] = {}
-        if not self.client.collection_exists(self.collection):
+        if not self.store.has_collection(self.collection):
             return states
-        offset = None
-        while True:
-            points, offset = self.client.scroll(
-                self.collection, limit=1024, offset=offset, with_payload=["source", "source_hash"]
-            )
-            for point in points:
-                payload = point.payload or {}
-                state = states.setdefault(str(payload["source"]), SourceState(None))
-                state.content_hash = payload.get("source_hash")
-                state.point_ids.append(point.id)
-            if offset is None:
-                return states
+        for point_id, payload in self.store.payloads(self.collection, ["source", "source_hash"]):
+            state = states.setdefault(str(payload["source"]), SourceState(None))
+            state.content_hash = payload.get("source_hash")
+            state.point_ids.append(point_id)
+        return states
 
     def sources(self) -> set[str]:
         return set(self.source_states())
@@ -157,17 +146,16 @@ class KnowledgeIndex:
         if chunks:
             vectors = self.embedder.embed([c.embedding_text for c in chunks])
             points = [_point(c, v) for c, v in zip(chunks, vectors, strict=True)]
-            self.client.upsert(self.collection, points=points, wait=True)
+            self.store.upsert(self.collection, points)
         fresh = {c.id for c in chunks}
         self.delete_points([i for i in stale if str(i) not in fresh])
 
     def delete_points(self, ids: Sequence[PointId]) -> None:
         if ids:
-            selector = models.PointIdsList(points=list(ids))
-            self.client.delete(self.collection, points_selector=selector, wait=True)
+            self.store.delete_ids(self.collection, ids)
 
     def delete_source(self, source: str) -> None:
-        self.client.delete(self.collection, points_selector=_match("source", source), wait=True)
+        self.store.delete_where(self.collection, "source", source)
 
     def search(
         self,
@@ -181,46 +169,80 @@ class KnowledgeIndex:
         return self.search_text(text, product, limit)
 
     def search_text(self, text: str, product: str | None = None, limit: int = 4) -> list[SearchHit]:
-        """Dense and sparse candidates, fused inside Qdrant's query API, within one product."""
-        if not self.client.collection_exists(self.collection):
+        """Dense and sparse candidates, fused inside the vector store, within one product."""
+        if not self.store.has_collection(self.collection):
             return []
-        prefetch = self._prefetch(text, product, max(self.settings.depth, limit))
-        if not prefetch:
+        query = self._query(text, product, limit)
+        if query.dense is None and query.sparse is None:
             return []
-        result = self.client.query_points(
-            self.collection,
-            prefetch=prefetch,
-            query=models.FusionQuery(
-                fusion=models.Fusion.DBSF if self.settings.fusion == "dbsf" else models.Fusion.RRF
-            ),
+        return [_hit(p) for p in self.store.query(self.collection, query)]
+
+    def _query(self, text: str, product: str | None, limit: int) -> HybridQuery:
+        use = self.settings.fusion
+        dense = self.embedder.embed([text])[0] if use != "sparse" else None
+        indices, values = encode_query(text) if use != "dense" else ([], [])
+        return HybridQuery(
+            dense=dense,
+            sparse=SparseVector(indices, values) if indices else None,
             limit=limit,
-            with_payload=True,
+            depth=max(self.settings.depth, limit),
+            fusion="dbsf" if use == "dbsf" else "rrf",
+            sparse_weight=self.settings.sparse_weight,
+            product=product,
         )
-        return [_hit(p) for p in result.points]
-
-    def _prefetch(self, text: str, product: str | None, depth: int) -> list[models.Prefetch]:
-        flt = _match("product", product) if product else None
-        prefetch: list[models.Prefetch] = []
-        if self.settings.fusion != "sparse":
-            dense = self.embedder.embed([text])[0]
-            prefetch.append(models.Prefetch(query=dense, using=DENSE, limit=depth, filter=flt))
-        indices, values = encode_query(text)
-        if indices and self.settings.fusion != "dense":
-            sparse = models.SparseVector(indices=indices, values=values)
-            lexical = models.Prefetch(query=sparse, using=SPARSE, limit=depth, filter=flt)
-            prefetch += [lexical] * max(1, self.settings.sparse_weight)
-        return prefetch
 
 
-def _condition(key: str, value: str) -> models.FieldCondition:
-    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+def _edge_store(client: QdrantClient, path: Path) -> VectorStore:
+    from knowledge.stores.edge import EdgeStore
+
+    return EdgeStore(path / "edge")
 
 
-def _match(key: str, value: str) -> models.Filter:
-    return models.Filter(must=[_condition(key, value)])
+def _local_store(client: QdrantClient, path: Path) -> VectorStore:
+    return QdrantClientStore(client)
 
 
-def _point(chunk: Chunk, dense: list[float]) -> models.PointStruct:
+EMBEDDED_STORES: dict[str, Callable[[QdrantClient, Path], VectorStore]] = {
+    "edge": _edge_store,
+    "local": _local_store,
+}
+
+
+def open_store(
+    store: str = "edge", path: Path | None = None, url: str | None = None
+) -> tuple[QdrantClient, VectorStore]:
+    """The Qdrant client and the chunks' vector store: a server when url is set, else on disk.
+
+    On disk, "edge" keeps chunks in Qdrant Edge shards under path/edge/, "local" in Qdrant
+    local mode at path. The client (for the service's other collections) is local mode at path
+    either way, and its lock keeps a second process out of the folder.
+    """
+    client = open_client(path, url)
+    if url:
+        return client, QdrantClientStore(client)
+    assert path is not None
+    try:
+        return client, EMBEDDED_STORES[store](client, path)
+    except BaseException:
+        client.close()
+        raise
+
+
+def open_index(
+    collection: str,
+    embedder: Embedder,
+    *,
+    store: str = "edge",
+    path: Path | None = None,
+    url: str | None = None,
+    settings: SearchSettings | None = None,
+) -> KnowledgeIndex:
+    """One collection of the knowledge base as configured (see open_store); close() it after."""
+    client, vectors = open_store(store, path, url)
+    return KnowledgeIndex(client, collection, embedder, settings, store=vectors)
+
+
+def _point(chunk: Chunk, dense: list[float]) -> StoredPoint:
     indices, values = encode_document(chunk.embedding_text)
     payload: dict[str, Any] = {
         "source": chunk.source,
@@ -234,18 +256,14 @@ def _point(chunk: Chunk, dense: list[float]) -> models.PointStruct:
         "url": chunk.url,
         "source_hash": chunk.source_hash,
     }
-    vector: dict[str, Any] = {
-        DENSE: dense,
-        SPARSE: models.SparseVector(indices=indices, values=values),
-    }
-    return models.PointStruct(id=chunk.id, vector=vector, payload=payload)
+    return StoredPoint(chunk.id, dense, SparseVector(indices, values), payload)
 
 
-def _hit(point: models.ScoredPoint) -> SearchHit:
-    p = point.payload or {}
+def _hit(point: FoundPoint) -> SearchHit:
+    p = point.payload
     return SearchHit(
-        chunk_id=str(point.id),
-        score=float(point.score),
+        chunk_id=point.id,
+        score=point.score,
         text=p.get("text", ""),
         title=p.get("title", ""),
         source=p.get("source", ""),

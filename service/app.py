@@ -17,7 +17,7 @@ from knowledge.catalog import (
     load_templates,
 )
 from knowledge.embedding import Embedder
-from knowledge.index import KnowledgeIndex, open_client
+from knowledge.index import KnowledgeIndex, open_store
 from service.admin.routes import router as admin_router
 from service.chat.ratings import RatingService
 from service.chat.routes import router as chat_router
@@ -87,9 +87,9 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
     migrate(db)
     store = ConversationStore(session_factory(db))
     knowledge = settings.knowledge
-    client = open_client(knowledge.qdrant_path, knowledge.qdrant_url)
+    client, vectors = open_store(knowledge.store, knowledge.qdrant_path, knowledge.qdrant_url)
     embedder = overrides.embedder or Embedder()
-    index = KnowledgeIndex(client, knowledge.collection, embedder)
+    index = KnowledgeIndex(client, knowledge.collection, embedder, store=vectors)
     catalog = load_products(knowledge.catalog_dir)
     engine = overrides.engine or build_engine(settings)
     metrics = Metrics()
@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             yield
         finally:
             await components.engine.aclose()
-            components.index.client.close()
+            components.index.close()
 
     app = FastAPI(
         title="tunedesk",

@@ -86,6 +86,7 @@ def ingest(
         qdrant_path=knowledge.qdrant_path,
         qdrant_url=knowledge.qdrant_url,
         collection=knowledge.collection,
+        store=knowledge.store,
         max_size_mb=max_size_mb,
     )
 

@@ -66,8 +66,11 @@ class EngineSettings(BaseModel):
 class KnowledgeSettings(BaseModel):
     """The knowledge base: Qdrant location, collection and retrieval depth."""
 
-    qdrant_path: Path | None = Field(default=None, description="Qdrant local-mode directory.")
+    qdrant_path: Path | None = Field(default=None, description="Knowledge base directory.")
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL (overrides path).")
+    store: Literal["edge", "local"] = Field(
+        default="edge", description="Embedded store: edge (Qdrant Edge) or local (local mode)."
+    )
     collection: str = Field(default="tunedesk", description="Qdrant collection name.")
     top_k: int = Field(default=4, ge=1, le=20, description="Chunks placed in the prompt.")
     catalog_dir: Path = Field(

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from knowledge.embedding import Embedder
-from knowledge.index import KnowledgeIndex, open_client
+from knowledge.index import open_index
 from knowledge.ingest import ingest
 from service.app import Overrides, create_app
 from service.config import SAMPLE_KNOWLEDGE_DIR, Settings
@@ -63,13 +63,13 @@ def tiny_adapters(
 
 @pytest.fixture(scope="session")
 def sample_index_dir(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample knowledge base ingested once into a Qdrant local-mode directory."""
+    """The sample knowledge base ingested once, in the service's default store."""
     path = tmp_path_factory.mktemp("qdrant-sample")
-    client = open_client(path)
+    index = open_index("tunedesk", embedder, store=Settings().knowledge.store, path=path)
     try:
-        ingest(KnowledgeIndex(client, "tunedesk", embedder), SAMPLE_KNOWLEDGE_DIR / "docs")
+        ingest(index, SAMPLE_KNOWLEDGE_DIR / "docs")
     finally:
-        client.close()
+        index.close()
     return path
 
 

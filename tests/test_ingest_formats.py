@@ -1,5 +1,5 @@
 """Every source format, structure-aware chunking, bad files and incremental re-ingest of a
-docs.jsonl collection, with the real embedder and Qdrant local mode in temp dirs."""
+docs.jsonl collection, with the real embedder and the default store (Qdrant Edge) in temp dirs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from knowledge.chunking import Chunk, Chunker
 from knowledge.documents import SourceDocument, read_sources
 from knowledge.embedding import Embedder
-from knowledge.index import KnowledgeIndex, open_client
+from knowledge.index import KnowledgeIndex, open_index
 from knowledge.ingest import ingest
 from tests.documents_fixture import HTML_PAGE, pdf_bytes, pdf_with_outline
 
@@ -22,9 +22,9 @@ TABLE_HEAD = "| Code | Meaning |\n|---|---|\n"
 
 @pytest.fixture
 def index(tmp_path: Path, embedder: Embedder) -> Iterator[KnowledgeIndex]:
-    client = open_client(tmp_path / "qdrant")
-    yield KnowledgeIndex(client, "formats", embedder)
-    client.close()
+    index = open_index("formats", embedder, path=tmp_path / "index")
+    yield index
+    index.close()
 
 
 def markdown(text: str, title: str = "Manual") -> SourceDocument:
@@ -175,7 +175,7 @@ def test_a_failed_write_leaves_the_previous_version_whole(
         def embed(self, texts: Sequence[str], batch_size: int = 32) -> list[list[float]]:
             raise RuntimeError("embedder crashed")
 
-    broken = KnowledgeIndex(index.client, index.collection, BrokenEmbedder())
+    broken = KnowledgeIndex(index.client, index.collection, BrokenEmbedder(), store=index.store)
     page.write_text("# Reset\n\n" + "\n\n".join(f"New step {n}." for n in range(5)))
     with pytest.raises(RuntimeError):
         ingest(broken, docs, chunker=Chunker(chunk_size=20))

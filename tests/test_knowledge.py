@@ -1,4 +1,5 @@
-"""Ingestion and retrieval with the real embedder and Qdrant local mode."""
+"""Ingestion and retrieval with the real embedder, in both embedded vector stores (Qdrant Edge
+and Qdrant local mode), and the query-vector cache."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.embedding import Embedder
-from knowledge.index import KnowledgeIndex, open_client
+from knowledge.embedding import Embedder, VectorCache
+from knowledge.index import EMBEDDED_STORES, KnowledgeBaseBusy, KnowledgeIndex, open_index
 from knowledge.ingest import ingest
 
 ROUTER = "halcyon-router-x1000"
@@ -23,11 +24,13 @@ title: {title}
 """
 
 
-@pytest.fixture
-def index(tmp_path: Path, embedder: Embedder) -> Iterator[KnowledgeIndex]:
-    client = open_client(tmp_path / "qdrant")
-    yield KnowledgeIndex(client, "test", embedder)
-    client.close()
+@pytest.fixture(params=sorted(EMBEDDED_STORES))
+def index(
+    tmp_path: Path, embedder: Embedder, request: pytest.FixtureRequest
+) -> Iterator[KnowledgeIndex]:
+    index = open_index("test", embedder, store=request.param, path=tmp_path / "kb")
+    yield index
+    index.close()
 
 
 @pytest.fixture
@@ -37,9 +40,9 @@ def sample_index(
     import shutil
 
     shutil.copytree(sample_index_dir, tmp_path / "sample")
-    client = open_client(tmp_path / "sample")
-    yield KnowledgeIndex(client, "tunedesk", embedder)
-    client.close()
+    index = open_index("tunedesk", embedder, path=tmp_path / "sample")  # the default store
+    yield index
+    index.close()
 
 
 def write(folder: Path, name: str, title: str, body: str, product: str = ROUTER) -> Path:
@@ -107,3 +110,45 @@ def test_error_code_question_finds_the_error_code_page(sample_index: KnowledgeIn
 def test_product_filter_keeps_to_one_product(sample_index: KnowledgeIndex) -> None:
     hits = sample_index.search("how do I reset it", product="halcyon-camera-c3", limit=8)
     assert hits and {h.product for h in hits} == {"halcyon-camera-c3"}
+
+
+@pytest.mark.parametrize("store", sorted(EMBEDDED_STORES))
+def test_an_index_reopens_with_its_chunks_and_one_process_holds_it(
+    store: str, tmp_path: Path, embedder: Embedder
+) -> None:
+    docs = tmp_path / "docs"
+    write(docs, "a.md", "Setup", "Plug the router in and wait for the white LED.")
+    index = open_index("kb", embedder, store=store, path=tmp_path / "kb")
+    ingest(index, docs)
+    count = index.count()
+    with pytest.raises(KnowledgeBaseBusy):
+        open_index("kb", embedder, store=store, path=tmp_path / "kb")
+    index.close()
+    reopened = open_index("kb", embedder, store=store, path=tmp_path / "kb")
+    try:
+        assert reopened.count() == count > 0
+        assert ingest(reopened, docs).unchanged == ["docs/a.md"]
+        assert "white LED" in reopened.search("which LED colour", limit=1)[0].text
+    finally:
+        reopened.close()
+
+
+def test_a_repeated_question_is_embedded_once(embedder: Embedder) -> None:
+    question = "my router shows error E5 after the firmware update, what now?"
+    first = embedder.embed([question])[0]
+    assert embedder.cache.get(question) == first
+    again, _ = embedder.embed([question, "a different question about the camera"])
+    assert again == first and embedder.cache.get("a different question about the camera")
+    assert len(embedder.embed([f"page {n}" for n in range(40)])) == 40
+    assert embedder.cache.get("page 0") is None  # ingestion batches bypass the cache
+    fresh = Embedder(cache_size=0).embed([question])[0]
+    assert max(abs(a - b) for a, b in zip(first, fresh, strict=True)) < 1e-5
+
+
+def test_the_vector_cache_forgets_the_least_recently_used() -> None:
+    cache = VectorCache(2)
+    cache.put("a", [1.0])
+    cache.put("b", [2.0])
+    assert cache.get("a") == [1.0]
+    cache.put("c", [3.0])
+    assert cache.get("b") is None and cache.get("a") == [1.0] and len(cache) == 2

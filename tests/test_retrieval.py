@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from knowledge.cli import eval_app
 from knowledge.embedding import Embedder
 from knowledge.evaluation import EvalQuestion, evaluate, load_questions
-from knowledge.index import KnowledgeIndex, SearchSettings, open_client
+from knowledge.index import EMBEDDED_STORES, KnowledgeIndex, SearchSettings, open_index
 from knowledge.ingest import ingest
 from knowledge.query import search_text
 from service.config import SAMPLE_KNOWLEDGE_DIR
@@ -55,14 +55,20 @@ EXACT_QUESTIONS: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture
-def exact_index(tmp_path: Path, embedder: Embedder) -> Iterator[KnowledgeIndex]:
-    folder = write_eval_set(tmp_path / "exact", CODES + MODELS, EXACT_QUESTIONS)
-    client = open_client(tmp_path / "qdrant")
-    index = KnowledgeIndex(client, "exact", embedder)
-    ingest(index, folder / "docs.jsonl")
+def exact_index_in(store: str, folder: Path, embedder: Embedder) -> KnowledgeIndex:
+    docs = write_eval_set(folder / "exact", CODES + MODELS, EXACT_QUESTIONS)
+    index = open_index("exact", embedder, store=store, path=folder / store)
+    ingest(index, docs / "docs.jsonl")
+    return index
+
+
+@pytest.fixture(params=sorted(EMBEDDED_STORES))
+def exact_index(
+    tmp_path: Path, embedder: Embedder, request: pytest.FixtureRequest
+) -> Iterator[KnowledgeIndex]:
+    index = exact_index_in(request.param, tmp_path, embedder)
     yield index
-    client.close()
+    index.close()
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +77,9 @@ def sample_index(
 ) -> Iterator[KnowledgeIndex]:
     copy = tmp_path_factory.mktemp("retrieval") / "sample"
     shutil.copytree(sample_index_dir, copy)
-    client = open_client(copy)
-    yield KnowledgeIndex(client, "tunedesk", embedder)
-    client.close()
+    index = open_index("tunedesk", embedder, path=copy)  # the service's default store
+    yield index
+    index.close()
 
 
 def test_hybrid_beats_dense_where_exact_terms_decide(exact_index: KnowledgeIndex) -> None:
@@ -85,6 +91,26 @@ def test_hybrid_beats_dense_where_exact_terms_decide(exact_index: KnowledgeIndex
     dense = evaluate(exact_index, questions)
     assert hybrid.hit_at[1] == 1.0, hybrid.table()
     assert dense.hit_at[1] <= 0.8, dense.table()  # measured: 0.64
+
+
+def test_every_store_ranks_alike(tmp_path: Path, embedder: Embedder) -> None:
+    """Qdrant Edge and local mode run the same hybrid query: same chunks, same fused scores."""
+    rankings: dict[str, list[list[Any]]] = {}
+    for store in sorted(EMBEDDED_STORES):
+        index = exact_index_in(store, tmp_path, embedder)
+        try:
+            rankings[store] = [
+                [(h.chunk_id, round(h.score, 3)) for h in index.search(q["question"], limit=5)]
+                for q in EXACT_QUESTIONS
+            ]
+            rankings[f"{store} in product"] = [
+                [h.chunk_id for h in index.search(q["question"], "nothing-else", 5)]
+                for q in EXACT_QUESTIONS[:2]
+            ]
+        finally:
+            index.close()
+    assert rankings["edge"] == rankings["local"] and len(rankings["edge"][0]) == 5
+    assert rankings["edge in product"] == rankings["local in product"] == [[], []]
 
 
 def test_the_history_makes_a_follow_up_findable(sample_index: KnowledgeIndex) -> None:

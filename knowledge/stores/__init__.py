@@ -1,0 +1,1 @@
+"""Where chunk vectors live: Qdrant (local mode or server), Qdrant Edge."""
