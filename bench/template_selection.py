@@ -15,6 +15,7 @@ from service.prompting.selection import TemplateSelector
 DEFAULT_SETS = [
     SAMPLE_KNOWLEDGE_DIR / "eval" / "questions.jsonl",
     SAMPLE_KNOWLEDGE_DIR / "eval" / "template_heldout.jsonl",
+    SAMPLE_KNOWLEDGE_DIR / "eval" / "template_fresh.jsonl",
 ]
 
 
@@ -36,10 +37,13 @@ def main() -> None:
     paths = [Path(p) for p in sys.argv[1:]] or DEFAULT_SETS
     catalog = load_products(SAMPLE_KNOWLEDGE_DIR)
     selector = TemplateSelector(load_templates(SAMPLE_KNOWLEDGE_DIR, catalog), Embedder())
+    all_right = all_total = 0
     for path in paths:
         right, total, wrong = accuracy(selector, path)
+        all_right, all_total = all_right + right, all_total + total
         print(f"{path.name}: {right}/{total} = {right / total:.1%}")
         print("\n".join(wrong))
+    print(f"overall: {all_right}/{all_total} = {all_right / all_total:.1%}")
 
 
 if __name__ == "__main__":

@@ -49,9 +49,12 @@ class ProductCatalog(BaseModel):
 
 
 class TemplateMatch(BaseModel):
+    """How a question finds the template: its error codes, phrases and example questions."""
+
     error_codes: list[str] = []
-    keywords: list[str] = []
-    intents: list[str] = []
+    keywords: list[str] = Field(default=[], description="Phrases that name the symptom.")
+    examples: list[str] = Field(default=[], description="Ways a customer describes it.")
+    intents: list[str] = Field(default=[], description="Category labels, not matched on.")
 
     @field_validator("error_codes")
     @classmethod

@@ -50,6 +50,9 @@ def test_error_codes_are_normalised(text: str, codes: set[str]) -> None:
         ("My router shows error E5", None, "router-e5"),
         ("thermostat says E21", "halcyon-thermostat-t2", "thermostat-e21"),
         ("what colour is the box", "halcyon-router-x1000", None),
+        ("my router gets hot and turns itself off", "halcyon-router-x1000", "router-e2"),
+        ("how long does the battery last on the c3?", "halcyon-camera-c3", None),
+        ("does the x1000 support WPA3?", "halcyon-router-x1000", None),
     ],
 )
 def test_template_selection(

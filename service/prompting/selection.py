@@ -1,10 +1,11 @@
 """Choose the troubleshooting template for a question.
 
 Among the product's templates, an exact error-code match wins; otherwise the question's best
-cosine against each template's title and keyword phrases (MiniLM), plus a little for literal
-keyword hits, must reach a threshold. The threshold is lower when the customer describes a
-problem (an error code, or problem language: "won't", "keeps dropping", "blinking red"), so
-informational questions ("how long does the battery last?") rarely get a troubleshooting guide.
+cosine against each template's title, keyword phrases and example questions (MiniLM), plus a
+little for literal keyword hits, must reach a threshold. The threshold is lower when the customer
+describes a problem (an error code, or problem language: "won't", "keeps dropping", "shuts
+itself off"). A question for a fact that describes no problem ("how long does the battery
+last?", "does it support WPA3?") gets no template: the documentation answers it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ PROBLEM_CUES = re.compile(
     r"dont have|keeps?|stopped|fail\w*|error|broken|problem|issue|dead|slow|drops?|blinking|"
     r"flashing|red|purple|amber|orange|offline|disconnect\w*|blurry|foggy|white|terrible|only|"
     r"never|again|stuck|hot|too many|constantly|all the time|million|forgot|forgotten|lost|"
-    r"means?)\b",
+    r"means?|wrong|weird|strange|refus\w*|shut\w*|(turns|switches) (itself )?off|reboot\w*|quit|"
+    r"die[sd]?|dying|los(es|ing)|unplugged|blank|by itself|on its own)\b",
+    re.IGNORECASE,
+)
+# A question for a fact ("how long does the battery last?", "does it support WPA3?") that
+# describes no problem is answered from the documentation, not from a troubleshooting guide.
+FACT_QUESTION = re.compile(
+    r"^\W*(how (long|far|many|much|often|big|high|heavy|old|fast)|what('?s| is| are| does| do)?|"
+    r"which|does|do|is|are|can|could|will|should|where|who|when)\b",
     re.IGNORECASE,
 )
 CODE_BONUS = 10.0
@@ -62,9 +71,9 @@ class TemplateSelector:
         scores = self._scores(question, product, codes)
         if not scores:
             return None
+        threshold = _threshold(question, codes)
         best = max(scores, key=lambda i: scores[i])
-        threshold = THRESHOLD if describes_problem(question, codes) else THRESHOLD_WITHOUT_CUE
-        return self._templates[best] if scores[best] >= threshold else None
+        return self._templates[best] if threshold and scores[best] >= threshold else None
 
     def _scores(self, question: str, product: str | None, codes: set[str]) -> dict[int, float]:
         query = self._embedder.embed([question])[0]
@@ -84,8 +93,17 @@ class TemplateSelector:
         return scores
 
 
+def _threshold(question: str, codes: set[str]) -> float | None:
+    """How close a template must be; None when no template should apply."""
+    if describes_problem(question, codes):
+        return THRESHOLD
+    if FACT_QUESTION.match(question):
+        return None
+    return THRESHOLD_WITHOUT_CUE
+
+
 def _views(template: TroubleshootingTemplate) -> list[str]:
-    return [template.title, *template.match.keywords, *template.match.intents]
+    return [template.title, *template.match.keywords, *template.match.examples]
 
 
 def _contains(text: str, phrase: str) -> bool:
