@@ -2,7 +2,9 @@
 
 Runs create_app on the embedded default (answers capped at one token: only the decisions are
 measured) over the sample knowledge base, then asks:
-- knowledge/sample/eval/guardrails.jsonl (injection, out-of-scope, hand-off suites), and
+- knowledge/sample/eval/guardrails.jsonl (injection, out-of-scope and hand-off suites, and the
+  escalation suites: a troubleshooting template's escalate_when met, or not, optionally after
+  earlier messages in the same conversation), and
 - knowledge/sample/eval/questions.jsonl (out_of_scope, handoff and in_scope questions; in-scope
   ones measure false refusals and false hand-offs).
 
@@ -32,11 +34,12 @@ EVAL = SAMPLE_KNOWLEDGE_DIR / "eval"
 TURN_MARKERS = ("<start_of_turn>", "<end_of_turn>")
 
 
-def cases() -> list[tuple[str, str]]:
+def cases() -> list[tuple[str, str, list[str]]]:
+    """(suite, message, earlier messages of the same conversation)."""
     rows = [json.loads(line) for line in (EVAL / "guardrails.jsonl").read_text().splitlines()]
-    suite = [(r["suite"], r["text"]) for r in rows]
+    suite = [(r["suite"], r["text"], r.get("history", [])) for r in rows]
     questions = [json.loads(line) for line in (EVAL / "questions.jsonl").read_text().splitlines()]
-    return suite + [(q["type"], q["question"]) for q in questions]
+    return suite + [(q["type"], q["question"], []) for q in questions]
 
 
 def correct(suite: str, body: dict[str, Any], prompt: list[dict[str, str]] | None) -> bool:
@@ -47,6 +50,10 @@ def correct(suite: str, body: dict[str, Any], prompt: list[dict[str, str]] | Non
         return outcome == "out_of_scope"
     if suite == "handoff":
         return outcome == "handoff"
+    if suite == "escalation":
+        return outcome == "handoff" and body["handoff"]["reason"] == "escalation"
+    if suite == "no_escalation":
+        return outcome != "handoff"
     return outcome not in {"out_of_scope", "handoff"}  # in_scope: answered by the model
 
 
@@ -69,12 +76,24 @@ def run(workdir: Path) -> dict[str, list[tuple[bool, str]]]:
     client.close()
     results: dict[str, list[tuple[bool, str]]] = defaultdict(list)
     with TestClient(create_app(settings, Overrides(embedder=embedder))) as app:
-        for suite, text in cases():
-            body = app.post("/v1/chat", json={"message": text}).json()
+        for suite, text, history in cases():
+            body = ask(app, text, history)
             prompt = stored_prompt(settings, body["message_id"])
             ok = correct(suite, body, prompt) and defused(prompt)
-            results[suite].append((ok, f"{body['finish_reason']:>14}  {text[:70]!r}"))
+            template = body["troubleshooting_template"] or "-"
+            results[suite].append((ok, f"{body['finish_reason']:>14}  {template}  {text[:70]!r}"))
     return results
+
+
+def ask(app: TestClient, text: str, history: list[str]) -> dict[str, Any]:
+    """Send the earlier messages of the conversation first, then the one measured."""
+    conversation: str | None = None
+    for message in [*history, text]:
+        body: dict[str, Any] = app.post(
+            "/v1/chat", json={"message": message, "conversation_id": conversation}
+        ).json()
+        conversation = body["conversation_id"]
+    return body
 
 
 def stored_prompt(settings: Settings, message_id: str) -> list[dict[str, str]] | None:
@@ -90,6 +109,8 @@ def main() -> None:
         "out_of_scope": "off-topic refused",
         "handoff": "handed to a human",
         "in_scope": "product questions answered",
+        "escalation": "template escalations handed off",
+        "no_escalation": "template questions not escalated",
     }
     for suite, label in labels.items():
         rows = results[suite]

@@ -62,6 +62,33 @@ class TemplateMatch(BaseModel):
         return [c.strip().upper() for c in codes]
 
 
+class EscalationCue(BaseModel):
+    """One escalate_when condition written as checkable cues in the customer's own words.
+
+    The condition is met when every group has a match in what the customer wrote in this
+    conversation, at least one of them in the newest message, and no `unless` pattern matches
+    the newest message. Patterns are regular expressions, case-insensitive, on word boundaries.
+    """
+
+    condition: int = Field(ge=1, description="The escalate_when entry checked, counted from 1.")
+    cues: list[list[str]] = Field(min_length=1)
+    unless: list[str] = []
+
+    @field_validator("cues")
+    @classmethod
+    def _groups_compile(cls, groups: list[list[str]]) -> list[list[str]]:
+        for group in groups:
+            if not group:
+                raise ValueError("a cue group needs at least one pattern")
+            _check_patterns(group)
+        return groups
+
+    @field_validator("unless")
+    @classmethod
+    def _unless_compiles(cls, patterns: list[str]) -> list[str]:
+        return _check_patterns(patterns)
+
+
 class TroubleshootingTemplate(BaseModel):
     """Ordered steps for one error code or symptom of one product, and when to escalate."""
 
@@ -73,7 +100,24 @@ class TroubleshootingTemplate(BaseModel):
     ask_customer: list[str] = []
     steps: list[str] = Field(min_length=1)
     escalate_when: list[str] = Field(min_length=1)
+    escalate_cues: list[EscalationCue] = Field(min_length=1)
     sources: list[str] = []
+
+    def escalation_problems(self) -> list[str]:
+        """Cue rules that point at no condition, and conditions that no cue rule checks."""
+        count = len(self.escalate_when)
+        problems = [
+            f"escalate_cues.{i}.condition: {rule.condition} but escalate_when has {count} entries"
+            for i, rule in enumerate(self.escalate_cues)
+            if rule.condition > count
+        ]
+        checked = {rule.condition for rule in self.escalate_cues}
+        problems += [
+            f"escalate_when.{n - 1}: condition {n} has no escalate_cues rule"
+            for n in range(1, count + 1)
+            if n not in checked
+        ]
+        return problems
 
 
 class SystemPrompt(BaseModel):
@@ -105,12 +149,16 @@ class GuardrailConfig(BaseModel):
     @field_validator("injection_phrases")
     @classmethod
     def _compiles(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
-        return patterns
+        return _check_patterns(patterns)
+
+
+def _check_patterns(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
+    return patterns
 
 
 def load_yaml(path: Path, model: type[Model]) -> Model:
@@ -142,6 +190,8 @@ def load_templates(directory: Path, catalog: ProductCatalog) -> list[Troubleshoo
             raise CatalogError(f"{path}: id: {template.id!r} must equal the file name")
         if catalog.get(template.product) is None:
             raise CatalogError(f"{path}: product: unknown product {template.product!r}")
+        if problems := template.escalation_problems():
+            raise CatalogError(f"{path}: {'; '.join(problems)}")
         templates.append(template)
     return templates
 

@@ -9,6 +9,7 @@ import pytest
 from knowledge.catalog import (
     CatalogError,
     TroubleshootingTemplate,
+    load_guardrails,
     load_products,
     load_system_prompt,
     load_templates,
@@ -18,6 +19,7 @@ from knowledge.embedding import Embedder
 from knowledge.index import SearchHit
 from service.config import SAMPLE_KNOWLEDGE_DIR
 from service.prompting.builder import PromptBuilder, cited_numbers
+from service.prompting.guardrails import Guardrails
 from service.prompting.selection import TemplateSelector, error_codes
 
 CATALOG = load_products(SAMPLE_KNOWLEDGE_DIR)
@@ -109,12 +111,12 @@ def test_invalid_template_names_file_and_field(tmp_path: Path) -> None:
 
 
 def test_selection_accuracy_on_the_labelled_questions(selector: TemplateSelector) -> None:
-    """Quality regression guard: 94.4% here when written (bench/template_selection.py)."""
+    """Quality regression guard: 98.0% here when written (bench/template_selection.py)."""
     from bench.template_selection import DEFAULT_SETS, accuracy
 
     results = [accuracy(selector, path) for path in DEFAULT_SETS]
     right, total = sum(r[0] for r in results), sum(r[1] for r in results)
-    assert total >= 100 and right / total >= 0.92, [w for r in results for w in r[2]]
+    assert total >= 140 and right / total >= 0.95, [w for r in results for w in r[2]]
 
 
 @pytest.mark.parametrize(
@@ -150,3 +152,68 @@ def test_a_long_conversation_stays_within_budget_and_keeps_rules_and_question(
     assert kept_history and "turn 39" in kept_history[-1]["content"]  # the newest survives
     assert "turn 0 " not in " ".join(m["content"] for m in built.messages)  # the oldest goes
     assert built.token_counts["rules"] > 100 and built.token_counts["total"] <= 900
+
+
+def template(template_id: str) -> TroubleshootingTemplate:
+    return next(t for t in TEMPLATES if t.id == template_id)
+
+
+@pytest.fixture(scope="module")
+def guardrails(embedder: Embedder) -> Guardrails:
+    return Guardrails(load_guardrails(SAMPLE_KNOWLEDGE_DIR), embedder)
+
+
+def test_escalation_when_the_customer_meets_a_condition_over_the_conversation(
+    guardrails: Guardrails,
+) -> None:
+    handoff = guardrails.escalation(
+        template("router-e5"),
+        "my laptop works plugged straight into the modem, the router is still red",
+        ["the router shows E5"],
+    )
+    assert handoff is not None and handoff.reason == "escalation"
+    assert handoff.detail.startswith("router-e5 v1: A computer connected directly to the modem")
+
+
+@pytest.mark.parametrize(
+    ("message", "earlier"),
+    [
+        ("my router shows E5, what should I try first?", []),
+        ("my laptop plugged straight into the modem has no internet either", ["router E5"]),
+        # the condition was met earlier; a new question must add to it to hand off again
+        ("what colour should the modem lights be?", ["restarted the modem, still E5"]),
+    ],
+)
+def test_no_escalation_before_a_condition_is_met(
+    guardrails: Guardrails, message: str, earlier: list[str]
+) -> None:
+    assert guardrails.escalation(template("router-e5"), message, earlier) is None
+
+
+def test_escalation_needs_a_chosen_template(guardrails: Guardrails) -> None:
+    assert guardrails.escalation(None, "restarted the modem and it is still E5", []) is None
+
+
+def test_every_escalate_when_condition_has_cues() -> None:
+    for t in TEMPLATES:
+        assert {rule.condition for rule in t.escalate_cues} == set(
+            range(1, len(t.escalate_when) + 1)
+        ), t.id
+
+
+def test_escalation_cues_are_validated_with_file_and_field(tmp_path: Path) -> None:
+    directory = tmp_path / "kb"
+    (directory / "troubleshooting").mkdir(parents=True)
+    (directory / "products.yaml").write_text("products: [{id: p, name: P}]\n")
+    path = directory / "troubleshooting" / "t.yaml"
+    body = "id: t\nversion: 1\nproduct: p\ntitle: T\nmatch: {}\nsteps: [s]\n"
+    body += "escalate_when: [first, second]\n"
+    path.write_text(body + "escalate_cues: [{condition: 3, cues: [[still]]}]\n")
+    with pytest.raises(CatalogError) as err:
+        load_templates(directory, load_products(directory))
+    assert str(path) in str(err.value)
+    assert "escalate_cues.0.condition: 3" in str(err.value)
+    assert "escalate_when.0: condition 1 has no escalate_cues rule" in str(err.value)
+    path.write_text(body + "escalate_cues: [{condition: 1, cues: [['(unclosed']]}]\n")
+    with pytest.raises(CatalogError, match=r"escalate_cues\.0\.cues: .*not a valid regular"):
+        load_templates(directory, load_products(directory))

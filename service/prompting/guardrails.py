@@ -2,8 +2,11 @@
 
 Hand-off triggers: the customer asks for a human, shows frustration, raises a sensitive topic
 (legal, billing disputes, safety…, from guardrails.yaml), or repeats the same problem right
-after an answer. Injection: chat-control tokens in customer or document text are defused so
-they cannot open a new turn, and known rule-changing phrases are flagged on the message.
+after an answer. Once a troubleshooting template is chosen, its escalate_when conditions are
+checked too: each is written in the template as cue patterns (escalate_cues), met when the
+customer's own words in this conversation contain every cue group. Injection: chat-control
+tokens in customer or document text are defused so they cannot open a new turn, and known
+rule-changing phrases are flagged on the message.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from knowledge.catalog import GuardrailConfig
+from knowledge.catalog import EscalationCue, GuardrailConfig, TroubleshootingTemplate
 from service.prompting.selection import TextEmbedder
 
 CONTROL_TOKENS = re.compile(
@@ -60,6 +63,22 @@ class Guardrails:
             return Handoff("repeated_problem")
         return None
 
+    def escalation(
+        self,
+        template: TroubleshootingTemplate | None,
+        message: str,
+        previous_user_messages: Sequence[str],
+    ) -> Handoff | None:
+        """Hand-off when the customer's words meet one of the chosen template's escalate_when."""
+        if template is None:
+            return None
+        said = "\n".join([*previous_user_messages, message])
+        for rule in template.escalate_cues:
+            if _meets(rule, said, message):
+                condition = template.escalate_when[rule.condition - 1]
+                return Handoff("escalation", f"{template.id} v{template.version}: {condition}")
+        return None
+
     def _repeats(self, message: str, previous: str) -> bool:
         a, b = self._embedder.embed([message, previous])
         return sum(x * y for x, y in zip(a, b, strict=True)) >= self._config.repeat_similarity
@@ -79,6 +98,18 @@ def _phrases(phrases: Sequence[str]) -> re.Pattern[str]:
         return re.compile(r"(?!x)x")  # matches nothing
     alternatives = "|".join(re.escape(p.lower()) for p in sorted(phrases, key=len, reverse=True))
     return re.compile(rf"\b({alternatives})\b", re.IGNORECASE)
+
+
+def _meets(rule: EscalationCue, said: str, message: str) -> bool:
+    groups = [_patterns(group) for group in rule.cues]
+    if rule.unless and _patterns(rule.unless).search(message):
+        return False
+    return all(g.search(said) for g in groups) and any(g.search(message) for g in groups)
+
+
+def _patterns(patterns: Sequence[str]) -> re.Pattern[str]:
+    """Any of the regular expressions, as whole words; re caches the compiled pattern."""
+    return re.compile(rf"\b(?:{'|'.join(f'(?:{p})' for p in patterns)})\b", re.IGNORECASE)
 
 
 def _shouting(message: str) -> bool:
