@@ -118,6 +118,9 @@ class ChatService:
         if handoff is not None:
             return await self._handoff_turn(context, handoff, flags, received)
         prompt = await self._plan(request.message, context)
+        escalation = guardrails.escalation(prompt.template, request.message, asked_before)
+        if escalation is not None:
+            return await self._handoff_turn(context, escalation, flags, received)
         scope = await asyncio.to_thread(self._scope, request.message, context.product, prompt)
         if scope != "in_scope":
             return self._canned_turn(context, scope, flags, received)
@@ -139,6 +142,7 @@ class ChatService:
         asked_before = [m["content"] for m in context.history if m["role"] == "user"]
         handoff = await asyncio.to_thread(guardrails.handoff, request.message, asked_before)
         prompt = await self._plan(request.message, context)
+        handoff = handoff or guardrails.escalation(prompt.template, request.message, asked_before)
         return prompt, handoff, guardrails.injection_flags(request.message)
 
     async def _plan(self, question: str, context: _Context) -> BuiltPrompt:
