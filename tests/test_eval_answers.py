@@ -200,6 +200,51 @@ def test_eval_answers_command_end_to_end_on_the_tiny_model(
     assert "| tuned+prompted |" in page and "evaluation.png" in page
 
 
+@pytest.mark.slow
+def test_eval_answers_on_held_out_rated_transcripts(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    tiny_adapters: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TUNEDESK_MODEL__PATH", str(tiny_model_dir))
+    monkeypatch.setenv("TUNEDESK_ENGINE__MAX_NEW_TOKENS", "4")
+    hits = [
+        SearchHit(d["id"], 1.0, d["text"], d["title"], f"docs/{d['id']}.md", [d["title"]], ROUTER)
+        for d in DOCS
+    ]
+    prompt = PromptBuilder(SYSTEM).build("It says E3?", hits, None).messages
+    answer = [{"role": "assistant", "content": "E3: no WAN cable [2]."}]
+    write_jsonl(
+        tmp_path / "v1" / "sft" / "eval.jsonl",
+        [{"id": "x", "prompt": prompt, "completion": answer}],
+    )
+    args = [
+        "eval",
+        "answers",
+        "--set",
+        str(tmp_path / "v1"),
+        "--adapter",
+        str(tiny_adapters["beta"]),
+    ]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout[result.stdout.index("{") :])
+    scores = {v["variant"]: v for v in data["variants"]}
+    assert data["setup"]["set_kind"] == "dataset"
+    # prompted variants get the recorded prompt itself, with its numbered sources
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    messages = [{"role": m["role"], "content": m["content"]} for m in prompt]
+    rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    expected = len(tokenizer(rendered, add_special_tokens=False).input_ids)
+    assert scores["prompted"]["prompt_tokens"] == expected
+    assert scores["prompted"]["citation_accuracy"] == 0.0  # a random model cites nothing
+    assert scores["base"]["citation_accuracy"] is None
+    assert scores["tuned"]["prompt_tokens"] == scores["base"]["prompt_tokens"] < expected
+
+
 def test_tuned_variants_without_an_adapter_are_refused(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "set" / "questions.jsonl", QUESTIONS)
     result = CliRunner().invoke(main, ["eval", "answers", "--set", str(tmp_path / "set")])
