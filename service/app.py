@@ -19,23 +19,43 @@ from knowledge.catalog import (
 from knowledge.embedding import Embedder
 from knowledge.index import KnowledgeIndex, open_store
 from service.admin.routes import router as admin_router
+from service.auth.authenticate import Authenticator
+from service.auth.cors import WidgetCORSMiddleware
 from service.chat.ratings import RatingService
+from service.chat.replies import Replies
 from service.chat.routes import router as chat_router
 from service.chat.service import ChatLimits, ChatService, PromptLayer
 from service.config import Settings
+from service.conversations.routes import router as conversations_router
+from service.conversations.service import ConversationService
 from service.db import make_engine, migrate, session_factory
 from service.deps import Components
 from service.engines.base import Engine, SamplingParams
 from service.engines.local import LocalEngine
 from service.engines.vllm import VLLMEngine
 from service.errors import error_body, install_error_handlers
+from service.events import EventBus
+from service.knowledge_admin.routes import router as knowledge_router
+from service.knowledge_admin.service import KnowledgeAdmin
 from service.metrics import Metrics, install_request_metrics
+from service.openai_compat.routes import router as openai_router
+from service.openapi import install_openapi
 from service.prompting.builder import PromptBudget, PromptBuilder, token_counter
 from service.prompting.examples import ExampleStore
 from service.prompting.guardrails import Guardrails
 from service.prompting.scope import ScopeGuard
 from service.prompting.selection import TemplateSelector
+from service.ratelimit import RateLimiter
+from service.store.idempotency import IdempotencyStore
 from service.store.repository import ConversationStore
+from service.store.tenants import TenantStore
+from service.tenants.indexes import TenantIndexes
+from service.tenants.routes import router as tenants_router
+from service.versions.chooser import RegistryVersions
+from service.versions.routes import router as versions_router
+from service.versions.service import ModelVersions
+from service.versions.store import ModelVersionStore
+from service.web.demo import DemoKeys
 from service.web.routes import router as web_router
 
 
@@ -85,22 +105,29 @@ class Overrides:
 def build_components(settings: Settings, overrides: Overrides) -> Components:
     db = make_engine(settings.db_url)
     migrate(db)
-    store = ConversationStore(session_factory(db))
+    sessions = session_factory(db)
+    store = ConversationStore(sessions)
+    tenants = TenantStore(sessions)
     knowledge = settings.knowledge
     client, vectors = open_store(knowledge.store, knowledge.qdrant_path, knowledge.qdrant_url)
     embedder = overrides.embedder or Embedder()
-    index = KnowledgeIndex(client, knowledge.collection, embedder, store=vectors)
+    indexes = TenantIndexes(client, knowledge.collection, embedder, vectors)
     catalog = load_products(knowledge.catalog_dir)
     engine = overrides.engine or build_engine(settings)
     metrics = Metrics()
-    prompting = build_prompt_layer(settings, catalog, index)
+    events = EventBus()
+    prompting = build_prompt_layer(settings, catalog, indexes.default)
+    version_store = ModelVersionStore(sessions)
+    chooser = RegistryVersions(version_store.list_versions, settings.engine.adapter)
     chat = ChatService(
         store=store,
-        index=index,
+        indexes=indexes,
+        events=events,
         engine=engine,
         catalog=catalog,
         prompting=prompting,
         metrics=metrics,
+        versions=chooser,
         limits=ChatLimits(
             max_message_chars=settings.chat.max_message_chars,
             history_messages=settings.chat.history_messages,
@@ -114,8 +141,29 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
             ),
         ),
     )
-    ratings = RatingService(store, prompting.examples, metrics)
-    return Components(settings, store, index, engine, catalog, chat, ratings, metrics)
+    ratings = RatingService(store, prompting.examples, metrics, events)
+    limiter = RateLimiter(
+        settings.rate_limit_storage, settings.rate_limits.per_key, settings.rate_limits.per_ip
+    )
+    return Components(
+        settings=settings,
+        store=store,
+        index=indexes.default,
+        indexes=indexes,
+        engine=engine,
+        catalog=catalog,
+        chat=chat,
+        ratings=ratings,
+        metrics=metrics,
+        tenants=tenants,
+        auth=Authenticator(settings, tenants, limiter),
+        events=events,
+        replies=Replies(chat, IdempotencyStore(sessions)),
+        conversations=ConversationService(store, catalog, events, metrics),
+        demo_keys=DemoKeys(tenants),
+        knowledge=KnowledgeAdmin(settings.data_dir, settings.knowledge.max_upload_bytes),
+        versions=ModelVersions(version_store, engine, chooser, settings.engine.adapters_dir),
+    )
 
 
 def build_prompt_layer(
@@ -148,6 +196,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await components.engine.start()
+        await components.versions.restore()
         await _warm_up(components)
         try:
             yield
@@ -163,9 +212,16 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     )
     app.state.components = components
     install_error_handlers(app)
+    install_openapi(app)
     install_request_metrics(app, components.metrics)
-    _limit_body_size(app, settings.max_body_bytes)
+    _limit_body_size(app, settings.max_body_bytes, settings.knowledge.max_upload_bytes)
+    app.add_middleware(WidgetCORSMiddleware, tenants=components.tenants)
     app.include_router(chat_router)
+    app.include_router(conversations_router)
+    app.include_router(openai_router)
+    app.include_router(knowledge_router)
+    app.include_router(tenants_router)
+    app.include_router(versions_router)
     app.include_router(admin_router)
     app.include_router(web_router)
     _add_ops_routes(app, components)
@@ -179,12 +235,14 @@ async def _warm_up(components: Components) -> None:
     await asyncio.to_thread(components.index.embedder.embed, ["warm up"])
 
 
-def _limit_body_size(app: FastAPI, limit: int) -> None:
+def _limit_body_size(app: FastAPI, limit: int, upload_limit: int) -> None:
     @app.middleware("http")
     async def _check(request: Request, call_next):  # type: ignore[no-untyped-def]
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            message = f"Request body is {length} bytes; the limit is {limit} bytes."
+        uploading = request.url.path == "/v1/knowledge/documents"
+        limit_here = upload_limit * 10 if uploading else limit  # several documents per upload
+        if length is not None and length.isdigit() and int(length) > limit_here:
+            message = f"Request body is {length} bytes; the limit is {limit_here} bytes."
             return JSONResponse(error_body("invalid_request", message, "body_too_large"), 413)
         return await call_next(request)
 

@@ -7,11 +7,15 @@ from typing import Annotated
 
 import typer
 
+from service.tenants.cli import keys_app, tenants_app
+
 app = typer.Typer(help="tunedesk: a self-hosted customer-support chatbot.", no_args_is_help=True)
 model_app = typer.Typer(help="Prepare and inspect the base model.", no_args_is_help=True)
 engine_app = typer.Typer(help="Run the LLM engine as its own server.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(engine_app, name="engine")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
 
 
 def _add_plugin_commands() -> None:

@@ -73,6 +73,9 @@ class KnowledgeSettings(BaseModel):
     )
     collection: str = Field(default="tunedesk", description="Qdrant collection name.")
     top_k: int = Field(default=4, ge=1, le=20, description="Chunks placed in the prompt.")
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="Largest document accepted by upload."
+    )
     catalog_dir: Path = Field(
         default=SAMPLE_KNOWLEDGE_DIR,
         description="Folder with products.yaml, troubleshooting/ and prompts/.",
@@ -94,6 +97,17 @@ class ChatSettings(BaseModel):
     )
 
 
+class RateLimitSettings(BaseModel):
+    """Requests allowed per API key and per client IP (`limits` notation, e.g. 60/minute)."""
+
+    per_key: str = Field(default="600/minute", description="Per API key, across replicas.")
+    per_ip: str = Field(default="300/minute", description="Per client IP address.")
+    storage_url: str | None = Field(
+        default=None,
+        description="memory:// or redis://host:port/db (default: redis_url, else in-process).",
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable about tunedesk."""
 
@@ -110,7 +124,11 @@ class Settings(BaseSettings):
     admin_api_key: SecretStr | None = Field(
         default=None, description="Bearer key for /v1/admin routes; unset disables them."
     )
+    redis_url: str | None = Field(
+        default=None, description="Redis for limits shared by replicas, e.g. redis://host:6379/0."
+    )
     model: ModelSettings = ModelSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
     engine: EngineSettings = EngineSettings()
     knowledge: KnowledgeSettings = KnowledgeSettings()
     chat: ChatSettings = ChatSettings()
@@ -131,6 +149,11 @@ class Settings(BaseSettings):
         if self.knowledge.qdrant_path is None and self.knowledge.qdrant_url is None:
             self.knowledge.qdrant_path = self.data_dir / "qdrant"
         return self
+
+    @property
+    def rate_limit_storage(self) -> str:
+        """Where rate-limit counters live: explicit, else Redis when configured, else memory."""
+        return self.rate_limits.storage_url or self.redis_url or "memory://"
 
     @property
     def db_url(self) -> str:

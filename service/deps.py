@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from knowledge.catalog import ProductCatalog
 from knowledge.index import KnowledgeIndex
+from service.auth.authenticate import Authenticator
+from service.auth.principal import Principal
 from service.chat.ratings import RatingService
+from service.chat.replies import Replies
 from service.chat.service import ChatService
+from service.chat.turn import Caller
 from service.config import Settings
+from service.conversations.service import ConversationService
 from service.engines.base import Engine
-from service.errors import Forbidden, Unauthorized
+from service.errors import Forbidden
+from service.events import EventBus
+from service.knowledge_admin.service import KnowledgeAdmin
 from service.metrics import Metrics
 from service.store.repository import ConversationStore
+from service.store.tenants import TenantStore
+from service.tenants.indexes import TenantIndexes
+from service.versions.service import ModelVersions
+from service.web.demo import DemoKeys
 
 
 @dataclass
@@ -25,12 +36,21 @@ class Components:
 
     settings: Settings
     store: ConversationStore
-    index: KnowledgeIndex
+    index: KnowledgeIndex  # the default tenant's
+    indexes: TenantIndexes
     engine: Engine
     catalog: ProductCatalog
     chat: ChatService
     ratings: RatingService
     metrics: Metrics
+    tenants: TenantStore
+    auth: Authenticator
+    events: EventBus
+    replies: Replies
+    conversations: ConversationService
+    demo_keys: DemoKeys
+    knowledge: KnowledgeAdmin
+    versions: ModelVersions
 
 
 def get_components(request: Request) -> Components:
@@ -41,14 +61,35 @@ def get_components(request: Request) -> Components:
 ComponentsDep = Annotated[Components, Depends(get_components)]
 
 
-def require_admin(components: ComponentsDep, authorization: str = Header(default="")) -> None:
-    """Admin routes need `Authorization: Bearer <TUNEDESK_ADMIN_API_KEY>`."""
-    key = components.settings.admin_api_key
-    if key is None:
-        raise Forbidden("Admin routes are disabled: set TUNEDESK_ADMIN_API_KEY to enable them.")
-    given = authorization.removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
-        raise Unauthorized("Send the admin key as `Authorization: Bearer <key>`.")
+def require(*scopes: str) -> Callable[..., Principal]:
+    """A dependency: the authenticated caller, who must hold one of `scopes`."""
+
+    def dependency(request: Request, components: ComponentsDep) -> Principal:
+        principal = components.auth.authenticate(request)
+        request.state.principal = principal
+        if not principal.allows(*scopes):
+            needed = " or ".join(repr(s) for s in scopes)
+            raise Forbidden(f"This API key lacks the {needed} scope this endpoint needs.")
+        return principal
+
+    return dependency
 
 
-AdminDep = Depends(require_admin)
+ChatCaller = Annotated[Principal, Depends(require("chat", "widget"))]
+ReaderCaller = Annotated[Principal, Depends(require("chat", "agent", "admin"))]
+AgentCaller = Annotated[Principal, Depends(require("agent", "admin"))]
+AdminCaller = Annotated[Principal, Depends(require("admin"))]
+OperatorCaller = Annotated[Principal, Depends(require("operator"))]
+
+
+def caller_of(
+    principal: Principal,
+    components: Components,
+    customer_ref: str | None = None,
+    channel: str | None = None,
+) -> Caller:
+    """The chat service's view of the caller: tenant, channel and the tenant's products."""
+    tenant = components.tenants.get_tenant(principal.tenant_id)
+    products = tuple(tenant.products) if tenant.products is not None else None
+    channel = "widget" if principal.kind == "publishable" else (channel or principal.channel)
+    return Caller(principal.tenant_id, channel, customer_ref, products)

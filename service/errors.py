@@ -58,6 +58,37 @@ class MessageNotFound(NotFound):
     code = "message_not_found"
 
 
+class TenantNotFound(NotFound):
+    code = "tenant_not_found"
+
+
+class KeyNotFound(NotFound):
+    code = "key_not_found"
+
+
+class Conflict(TunedeskError):
+    status_code = 409
+    error_type = "conflict"
+    code = "conflict"
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_in_progress"
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    code = "idempotency_key_reused"
+
+
+class RateLimited(TunedeskError):
+    status_code = 429
+    error_type = "rate_limited"
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
 class UnknownProduct(InvalidRequest):
     code = "unknown_product"
 

@@ -14,6 +14,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+ANSWER_LABELS = ["tenant", "product", "model_version", "channel"]
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 
 
@@ -25,43 +26,56 @@ class Metrics:
         self.request_seconds = Histogram(
             "tunedesk_http_request_duration_seconds",
             "HTTP request latency (to the last byte for streams).",
-            ["method", "route", "status"],
+            ["method", "route", "status", "tenant"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.ttft_seconds = Histogram(
             "tunedesk_time_to_first_token_seconds",
-            "From receiving a message to the first answer token.",
+            "From receiving a message to the first token of a model's answer.",
+            ANSWER_LABELS,
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.retrieval_seconds = Histogram(
             "tunedesk_retrieval_duration_seconds",
             "Knowledge-base search latency.",
+            ["tenant", "product"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=self.registry,
         )
-        self.completion_tokens = Counter(
-            "tunedesk_completion_tokens", "Tokens generated.", registry=self.registry
+        self.completion_tokens = self._counter(
+            "tunedesk_completion_tokens", "Tokens generated.", ANSWER_LABELS
         )
-        self.prompt_tokens = Counter(
-            "tunedesk_prompt_tokens", "Prompt tokens processed.", registry=self.registry
+        self.prompt_tokens = self._counter(
+            "tunedesk_prompt_tokens", "Prompt tokens processed.", ANSWER_LABELS
         )
-        self.handoffs = Counter(
+        self.answers = self._counter(
+            "tunedesk_answers",
+            "Answers given, by outcome (stop, length, handoff, out_of_scope, error, ...).",
+            [*ANSWER_LABELS, "outcome"],
+        )
+        self.handoffs = self._counter(
             "tunedesk_handoffs",
             "Conversations handed to a human.",
-            ["reason"],
-            registry=self.registry,
+            ["tenant", "product", "channel", "reason"],
         )
-        self.guardrails = Counter(
+        self.guardrails = self._counter(
             "tunedesk_guardrail_answers",
             "Answers given without the model, by reason.",
-            ["reason"],
-            registry=self.registry,
+            ["tenant", "reason"],
         )
-        self.ratings = Counter(
-            "tunedesk_ratings", "Answer ratings.", ["rating"], registry=self.registry
+        self.ratings = self._counter(
+            "tunedesk_ratings", "Answer ratings (good/bad).", [*ANSWER_LABELS, "rating"]
         )
+        self.webhook_deliveries = self._counter(
+            "tunedesk_webhook_deliveries",
+            "Webhook delivery attempts, by outcome (delivered, failed_attempt, gave_up).",
+            ["tenant", "event", "outcome"],
+        )
+
+    def _counter(self, name: str, doc: str, labels: list[str]) -> Counter:
+        return Counter(name, doc, labels, registry=self.registry)
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
@@ -81,7 +95,9 @@ def install_request_metrics(app: FastAPI, metrics: Metrics) -> None:
     ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
+        principal = getattr(request.state, "principal", None)
+        tenant = principal.tenant_id if principal is not None else ""
         metrics.request_seconds.labels(
-            request.method, _route_of(request), str(response.status_code)
+            request.method, _route_of(request), str(response.status_code), tenant
         ).observe(time.perf_counter() - started)
         return response

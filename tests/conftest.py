@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,13 +10,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from knowledge.embedding import Embedder
 from knowledge.index import open_index
 from knowledge.ingest import ingest
 from service.app import Overrides, create_app
+from service.auth.keys import KeyKind
 from service.config import SAMPLE_KNOWLEDGE_DIR, Settings
 from service.engines.artifacts import prepare_tokenizer
+from service.store.models import DEFAULT_TENANT_ID
+from service.store.tenants import KeySpec
 from tests.tiny_model import build_tiny_adapter, build_tiny_gemma
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -90,8 +95,69 @@ def settings(tmp_path: Path, tiny_model_dir: Path, sample_index_dir: Path) -> Se
     return make_settings(tmp_path, tiny_model_dir, qdrant)
 
 
+ALL_SCOPES = ["chat", "agent", "admin"]
+
+
+def new_key(
+    app_client: TestClient,
+    scopes: list[str] | None = None,
+    tenant_id: str = DEFAULT_TENANT_ID,
+    kind: KeyKind = "secret",
+    origins: list[str] | None = None,
+) -> str:
+    """A real API key made through the tenant store of the client's app."""
+    tenants = app_client.app.state.components.tenants  # type: ignore[attr-defined]
+    spec = KeySpec("tests", kind, scopes or ALL_SCOPES, origins)
+    return str(tenants.create_key(tenant_id, spec)[1])
+
+
 @pytest.fixture
 def client(settings: Settings, embedder: Embedder) -> Iterator[TestClient]:
+    """The app, called with a secret key of the default tenant holding every scope."""
     app = create_app(settings, Overrides(embedder=embedder))
     with TestClient(app) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {new_key(test_client)}"
+        yield test_client
+
+
+OPERATOR_KEY = "operator-key-for-tests-0123456789"
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each storage test runs on SQLite and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tunedesk.db'}"
+        return
+    yield from _fresh_postgres_database()
+
+
+def _fresh_postgres_database() -> Iterator[str]:
+    import uuid
+
+    import psycopg
+
+    name = f"tunedesk_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise  # CI has PostgreSQL: a missing server is a failure there, not a skip
+        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_client(settings: Settings, database_url: str, embedder: Embedder) -> Iterator[TestClient]:
+    """Like `client`, on the database of the `database_url` parameter, with an operator key."""
+    update = {"database_url": database_url, "admin_api_key": SecretStr(OPERATOR_KEY)}
+    app = create_app(settings.model_copy(update=update), Overrides(embedder=embedder))
+    with TestClient(app) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {new_key(test_client)}"
         yield test_client

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, func, select
 
 from service.config import Settings
 from service.store.models import Message, Rating
+from tests.conftest import new_key
 
 E5 = "my router shows error E5, what do I do?"
 ERROR_CODES_PAGE = "docs/halcyon-router-x1000/error-codes.md"
@@ -189,13 +190,15 @@ def test_ops_endpoints(client: TestClient) -> None:
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["knowledge"]["chunks"] > 100
     metrics = client.get("/metrics").text
-    assert "tunedesk_time_to_first_token_seconds_count 1.0" in metrics
-    assert "tunedesk_completion_tokens_total" in metrics
-    assert 'route="/v1/chat"' in metrics
+    labels = 'channel="api",model_version="base",product="halcyon-router-x1000",tenant="default"'
+    assert f"tunedesk_time_to_first_token_seconds_count{{{labels}}} 1.0" in metrics
+    assert f"tunedesk_completion_tokens_total{{{labels}}}" in metrics
+    assert 'route="/v1/chat",status="200",tenant="default"' in metrics
     assert client.get("/openapi.json").json()["paths"]["/v1/chat"]
     assert client.get("/docs").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and "<textarea" in page.text
+    assert "Bearer td_pk_" in page.text  # development: a key for the page's own origin
     assert_error(client.get("/nowhere"), 404, "route_not_found", "Not Found")
 
 
@@ -206,6 +209,7 @@ def test_engine_down_is_503_and_the_failure_is_recorded(settings: Settings, embe
 
     down = VLLMEngine(f"http://127.0.0.1:{free_port()}/v1", "gemma-3-270m", max_retries=0)
     with TestClient(create_app(settings, Overrides(engine=down, embedder=embedder))) as client:
+        client.headers["Authorization"] = f"Bearer {new_key(client)}"
         r = client.post("/v1/chat", json={"message": E5})
         assert_error(r, 503, "engine_unavailable", "unreachable")
         assert client.get("/healthz").status_code == 503
@@ -251,24 +255,17 @@ def test_injected_control_tokens_cannot_open_a_turn(client: TestClient, settings
     assert "<end_of_turn>" not in question and "‹end_of_turn›" in question
 
 
-def test_prompt_preview_needs_the_admin_key_and_stores_nothing(
-    settings: Settings, embedder: Any
+def test_prompt_preview_needs_the_admin_scope_and_stores_nothing(
+    client: TestClient, settings: Settings
 ) -> None:
-    from service.app import Overrides, create_app
-
-    settings = settings.model_copy(update={"admin_api_key": SecretStr("s3cret-admin-key")})
-    with TestClient(create_app(settings, Overrides(embedder=embedder))) as client:
-        url, body = "/v1/admin/prompt-preview", {"message": E5}
-        assert_error(client.post(url, json=body), 401, "unauthorized", "Bearer")
-        assert_error(
-            client.post(url, json=body, headers={"Authorization": "Bearer nope"}),
-            401,
-            "unauthorized",
-            "admin key",
-        )
-        r = client.post(url, json=body, headers={"Authorization": "Bearer s3cret-admin-key"})
-        assert r.status_code == 200, r.text
-        preview = r.json()
+    url, body = "/v1/admin/prompt-preview", {"message": E5}
+    anonymous = {"Authorization": ""}
+    assert_error(client.post(url, json=body, headers=anonymous), 401, "unauthorized", "Bearer")
+    chat_only = {"Authorization": f"Bearer {new_key(client, ['chat'])}"}
+    assert_error(client.post(url, json=body, headers=chat_only), 403, "forbidden", "admin")
+    r = client.post(url, json=body)  # the fixture's key holds the admin scope
+    assert r.status_code == 200, r.text
+    preview = r.json()
     assert preview["troubleshooting_template"] == "router-e5"
     assert [m["role"] for m in preview["messages"]] == ["system", "system", "system", "user"]
     assert preview["messages"][-1]["content"] == E5
@@ -278,9 +275,18 @@ def test_prompt_preview_needs_the_admin_key_and_stores_nothing(
     assert rows(settings, Message) == 0
 
 
-def test_admin_routes_are_off_without_a_key(client: TestClient) -> None:
-    r = client.post("/v1/admin/prompt-preview", json={"message": E5})
-    assert_error(r, 403, "forbidden", "TUNEDESK_ADMIN_API_KEY")
+def test_operator_key_acts_for_a_tenant_only_when_configured(
+    settings: Settings, embedder: Any
+) -> None:
+    from service.app import Overrides, create_app
+
+    settings = settings.model_copy(update={"admin_api_key": SecretStr("s3cret-operator-key")})
+    with TestClient(create_app(settings, Overrides(embedder=embedder))) as client:
+        operator = {"Authorization": "Bearer s3cret-operator-key"}
+        r = client.post("/v1/admin/prompt-preview", json={"message": E5}, headers=operator)
+        assert r.status_code == 200, r.text
+        wrong = {"Authorization": "Bearer s3cret-operator-kez"}
+        assert_error(client.get("/v1/tenants", headers=wrong), 401, "unauthorized", "Unknown")
 
 
 def test_production_refuses_a_placeholder_admin_key() -> None:

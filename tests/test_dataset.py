@@ -206,7 +206,7 @@ def stored_conversations(tmp_path: Path) -> Iterator[str]:
     engine = make_engine(url)
     migrate(engine)
     store = ConversationStore(session_factory(engine))
-    conversation = store.start_conversation("halcyon-router-x1000")
+    conversation = store.start_conversation("default", "halcyon-router-x1000")
     store.add_user_message(conversation.id, "router says E3", "halcyon-router-x1000", [])
     prompt = [
         {"role": "system", "content": "You are the support assistant. Sources: [1] E3 ..."},
@@ -214,9 +214,9 @@ def stored_conversations(tmp_path: Path) -> Iterator[str]:
     ]
     record = AnswerRecord(content="Reset the router.", prompt=prompt)
     answer = store.add_answer(conversation.id, record)
-    store.rate(answer.id, RatingInput(rater="customer", label="bad", score=1))
+    store.rate("default", answer.id, RatingInput(rater="customer", label="bad", score=1))
     fix = "Move the modem cable to the blue WAN port."
-    store.rate(answer.id, RatingInput(rater="agent", label="bad", corrected_answer=fix))
+    store.rate("default", answer.id, RatingInput(rater="agent", label="bad", corrected_answer=fix))
     store.add_user_message(conversation.id, "unrated follow-up", None, [])
     engine.dispose()
     yield url

@@ -1,15 +1,17 @@
-"""Admin HTTP routes. Thin: check the admin key, call the service, render."""
+"""Admin HTTP routes. Thin: need a key with the admin scope, call the service, render."""
 
 from __future__ import annotations
+
+import asyncio
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from service.chat.records import source
 from service.chat.schemas import ChatRequest, HandoffOut, Source
-from service.deps import AdminDep, ComponentsDep
+from service.deps import AdminCaller, ComponentsDep, caller_of
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 class PromptMessage(BaseModel):
@@ -33,9 +35,12 @@ class PromptPreview(BaseModel):
 
 
 @router.post("/prompt-preview", response_model=PromptPreview, summary="Preview a prompt")
-async def prompt_preview(body: ChatRequest, components: ComponentsDep) -> PromptPreview:
+async def prompt_preview(
+    body: ChatRequest, principal: AdminCaller, components: ComponentsDep
+) -> PromptPreview:
     """What the model would be asked for this message; nothing is stored."""
-    prompt, handoff, flags = await components.chat.preview(body)
+    caller = await asyncio.to_thread(caller_of, principal, components)
+    prompt, handoff, flags = await components.chat.preview(body, caller)
     return PromptPreview(
         messages=[PromptMessage(**m) for m in prompt.messages],
         token_counts=prompt.token_counts,

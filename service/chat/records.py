@@ -41,6 +41,7 @@ def answer_record(
         error=error.message if error else None,
         prompt=[{"role": m["role"], "content": m["content"]} for m in prompt.messages],
         example_ids=[e.id for e in prompt.examples],
+        model_version=None if turn.canned else turn.model_version,
     )
 
 

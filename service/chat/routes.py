@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from fastapi.responses import Response
 
 from service.chat.schemas import (
     ChatRequest,
@@ -17,9 +15,8 @@ from service.chat.schemas import (
     RatingRequest,
     RatingResponse,
 )
-from service.chat.service import ChatEvent, Failure, Final, Token
-from service.deps import ComponentsDep
-from service.errors import error_body
+from service.deps import ChatCaller, ComponentsDep, caller_of
+from service.errors import Forbidden
 from service.store.repository import RatingInput
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -27,45 +24,36 @@ router = APIRouter(prefix="/v1", tags=["chat"])
 STREAM_DOC = (
     "Send `Accept: text/event-stream` to receive Server-Sent Events: `token` events "
     '(`{"text": ...}`), then one `final` event with the full response below. If generation '
-    "fails midway, an `error` event comes before `final`; what was generated is still stored."
+    "fails midway, an `error` event comes before `final`; what was generated is still stored. "
+    "Send an `Idempotency-Key` header to make retries safe: a retry with the same key and body "
+    "gets the first answer again (header `Idempotent-Replayed: true`), never a second one."
 )
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", max_length=255, description="Any unique string")
+]
+
+
+def wants_stream(accept: str) -> bool:
+    return "text/event-stream" in accept
 
 
 @router.post(
     "/chat",
     response_model=ChatResponse,
     summary="Answer a customer message",
-    description=STREAM_DOC,
+    description="Without `conversation_id` a new conversation starts. " + STREAM_DOC,
+    responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def chat(
-    body: ChatRequest, components: ComponentsDep, accept: Annotated[str, Header()] = ""
-) -> Any:
-    turn = await components.chat.start_turn(body)
-    if "text/event-stream" not in accept:
-        return await components.chat.answer(turn)
-    events = components.chat.stream(turn)
-    first = await anext(events)  # engine refusals (busy, down) still get a plain error status
-    return EventSourceResponse(_sse(first, events), ping=15)
-
-
-async def _sse(first: ChatEvent, rest: AsyncGenerator[ChatEvent]) -> AsyncIterator[ServerSentEvent]:
-    yield _event(first)
-    try:
-        async for event in rest:
-            yield _event(event)
-    except asyncio.CancelledError:
-        await rest.aclose()  # client went away: stop generating, store what we have
-        raise
-
-
-def _event(event: ChatEvent) -> ServerSentEvent:
-    if isinstance(event, Token):
-        return ServerSentEvent(json.dumps({"text": event.text}), event="token")
-    if isinstance(event, Failure):
-        body = error_body("generation_error", event.message, event.code)
-        return ServerSentEvent(json.dumps(body), event="error")
-    assert isinstance(event, Final)
-    return ServerSentEvent(event.response.model_dump_json(), event="final")
+    body: ChatRequest,
+    principal: ChatCaller,
+    components: ComponentsDep,
+    idempotency_key: IdempotencyKey = None,
+    accept: Annotated[str, Header()] = "",
+) -> Response:
+    caller = await asyncio.to_thread(caller_of, principal, components)
+    stream = wants_stream(accept)
+    return await components.replies.reply(body, caller, stream, idempotency_key, "chat")
 
 
 @router.post(
@@ -73,21 +61,41 @@ def _event(event: ChatEvent) -> ServerSentEvent:
     response_model=RatingResponse,
     status_code=201,
     summary="Rate an answer",
+    description="Customers rate good/bad or 1-5; agents (a key with the agent scope) may also "
+    "send the corrected answer, tags and a comment, which feed retraining.",
 )
-async def rate(message_id: str, body: RatingRequest, components: ComponentsDep) -> RatingResponse:
+async def rate(
+    message_id: str, body: RatingRequest, principal: ChatCaller, components: ComponentsDep
+) -> RatingResponse:
+    if body.by == "agent" and not principal.allows("agent", "admin"):
+        raise Forbidden("Agent ratings need a key with the agent scope.")
     rating = RatingInput(
         rater=body.by,
         label=body.rating,
         score=body.score,
         corrected_answer=body.corrected_answer,
         comment=body.comment,
+        tags=body.tags,
     )
-    row = await components.ratings.rate(message_id, rating)
+    row = await components.ratings.rate(principal.tenant_id, message_id, rating)
     return RatingResponse(
-        id=row.id, message_id=message_id, rating=row.label, score=row.score, by=row.rater
+        id=row.id,
+        message_id=message_id,
+        rating=row.label,
+        score=row.score,
+        by=row.rater,
+        corrected_answer=row.corrected_answer,
+        tags=row.tags or [],
+        comment=row.comment,
     )
 
 
 @router.get("/products", response_model=list[ProductOut], summary="Products the bot knows")
-async def products(components: ComponentsDep) -> list[ProductOut]:
-    return [ProductOut(id=p.id, name=p.name) for p in components.catalog.products]
+async def products(principal: ChatCaller, components: ComponentsDep) -> list[ProductOut]:
+    caller = await asyncio.to_thread(caller_of, principal, components)
+    offered = caller.products
+    return [
+        ProductOut(id=p.id, name=p.name)
+        for p in components.catalog.products
+        if offered is None or p.id in offered
+    ]

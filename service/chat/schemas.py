@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class ChatRequest(BaseModel):
@@ -74,8 +83,27 @@ class RatingRequest(BaseModel):
     rating: Literal["good", "bad"] | None = None
     score: int | None = Field(default=None, ge=1, le=5)
     by: Literal["customer", "agent"] = "customer"
-    corrected_answer: str | None = Field(default=None, max_length=8000)
+    corrected_answer: str | None = Field(
+        default=None, max_length=8000, description="The answer the agent would have given."
+    )
     comment: str | None = Field(default=None, max_length=2000)
+    tags: list[str] = Field(
+        default=[], max_length=20, description="Free labels, e.g. wrong_product, outdated."
+    )
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {"rating": "good", "score": 5, "by": "customer"},
+                {
+                    "rating": "bad",
+                    "by": "agent",
+                    "corrected_answer": "E5 means the WAN cable is unplugged: ... [1]",
+                    "tags": ["wrong_error_code"],
+                },
+            ]
+        }
+    }
 
     @model_validator(mode="after")
     def _something(self) -> RatingRequest:
@@ -90,6 +118,9 @@ class RatingResponse(BaseModel):
     rating: str | None
     score: int | None
     by: str
+    corrected_answer: str | None = None
+    tags: list[str] = []
+    comment: str | None = None
 
 
 class ProductOut(BaseModel):

@@ -12,21 +12,23 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Protocol
 
 from knowledge.catalog import ProductCatalog, SystemPrompt
 from knowledge.index import KnowledgeIndex, SearchHit
 from service.chat.records import answer_record, response
 from service.chat.schemas import ChatRequest, ChatResponse
-from service.chat.turn import Turn
+from service.chat.turn import Caller, Turn
 from service.engines.base import ChatMessage, Completion, Engine, SamplingParams, TextDelta
-from service.errors import InvalidRequest, TunedeskError, UnknownProduct
+from service.errors import Conflict, InvalidRequest, TunedeskError, UnknownProduct
+from service.events import EventBus
 from service.metrics import Metrics
 from service.prompting.builder import BuiltPrompt, PromptBuilder
 from service.prompting.examples import ExampleStore
 from service.prompting.guardrails import Guardrails, Handoff
 from service.prompting.scope import Scope, ScopeGuard
 from service.prompting.selection import TemplateSelector
-from service.store.repository import ConversationStore
+from service.store.repository import AnswerRecord, ConversationStore
 
 DEFAULT_HANDOFF_REPLY = "I'm connecting you with a member of our support team now."
 
@@ -61,6 +63,30 @@ class ChatLimits:
     example_similarity: float = 0.75
 
 
+class VersionChooser(Protocol):
+    """Which model version (and its adapter) answers a tenant's conversation."""
+
+    def choose(self, tenant_id: str, conversation_id: str) -> tuple[str | None, str | None]:
+        """(model version name or None, adapter name or None)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FixedVersion:
+    """Every conversation gets the configured adapter (or the base model)."""
+
+    adapter: str | None
+
+    def choose(self, tenant_id: str, conversation_id: str) -> tuple[str | None, str | None]:
+        return None, self.adapter
+
+
+class Indexes(Protocol):
+    """Each tenant's knowledge base."""
+
+    def for_tenant(self, tenant_id: str) -> KnowledgeIndex: ...
+
+
 @dataclass(frozen=True)
 class PromptLayer:
     """The parts that turn a question into a prompt, or into a hand-off."""
@@ -78,32 +104,46 @@ class _Context:
     conversation_id: str
     product: str | None
     history: list[ChatMessage]
+    caller: Caller
+
+
+def offered_product(catalog: ProductCatalog, product: str | None, caller: Caller) -> str | None:
+    """The product asked about, if it is one this tenant offers."""
+    offered = [p for p in catalog.ids if caller.products is None or p in caller.products]
+    if product is None or product in offered:
+        return product
+    raise UnknownProduct(f"Unknown product {product!r}. Known products: {', '.join(offered)}.")
 
 
 class ChatService:
     def __init__(
         self,
         store: ConversationStore,
-        index: KnowledgeIndex,
+        indexes: Indexes,
         engine: Engine,
         catalog: ProductCatalog,
         prompting: PromptLayer,
         metrics: Metrics,
         limits: ChatLimits,
+        events: EventBus,
+        versions: VersionChooser | None = None,
     ) -> None:
         self._store = store
-        self._index = index
+        self._indexes = indexes
+        self._bus = events
+        self._versions = versions or FixedVersion(limits.adapter)
         self._engine = engine
         self._catalog = catalog
         self._prompting = prompting
         self._metrics = metrics
         self._limits = limits
 
-    async def start_turn(self, request: ChatRequest, channel: str = "api") -> Turn:
+    async def start_turn(self, request: ChatRequest, caller: Caller | None = None) -> Turn:
         """Validate, store the customer's message, then hand off or build the prompt."""
         received = time.perf_counter()
         self._check_length(request.message)
-        context = await asyncio.to_thread(self._resolve_conversation, request, channel)
+        caller = caller or Caller()
+        context = await asyncio.to_thread(self._resolve_conversation, request, caller)
         guardrails = self._prompting.guardrails
         flags = guardrails.injection_flags(request.message)
         await asyncio.to_thread(
@@ -124,20 +164,27 @@ class ChatService:
         scope = await asyncio.to_thread(self._scope, request.message, context.product, prompt)
         if scope != "in_scope":
             return self._canned_turn(context, scope, flags, received)
+        version, adapter = self._versions.choose(caller.tenant_id, context.conversation_id)
         return Turn(
             context.conversation_id,
             context.product,
             prompt,
             received,
             self._engine.model_name,
-            self._limits.adapter,
+            adapter,
+            caller=caller,
+            model_version=version,
             flags=flags,
         )
 
-    async def preview(self, request: ChatRequest) -> tuple[BuiltPrompt, Handoff | None, list[str]]:
+    async def preview(
+        self, request: ChatRequest, caller: Caller | None = None
+    ) -> tuple[BuiltPrompt, Handoff | None, list[str]]:
         """The prompt this message would get now, the hand-off it would trigger; stores nothing."""
         self._check_length(request.message)
-        context = await asyncio.to_thread(self._resolve_conversation, request, "api", False)
+        context = await asyncio.to_thread(
+            self._resolve_conversation, request, caller or Caller(), False
+        )
         guardrails = self._prompting.guardrails
         asked_before = [m["content"] for m in context.history if m["role"] == "user"]
         handoff = await asyncio.to_thread(guardrails.handoff, request.message, asked_before)
@@ -146,7 +193,7 @@ class ChatService:
         return prompt, handoff, guardrails.injection_flags(request.message)
 
     async def _plan(self, question: str, context: _Context) -> BuiltPrompt:
-        hits = await self._retrieve(question, context.product, context.history)
+        hits = await self._retrieve(question, context)
         template = self._prompting.selector.select(question, context.product)
         examples = await asyncio.to_thread(
             self._prompting.examples.similar,
@@ -154,6 +201,7 @@ class ChatService:
             context.product,
             self._limits.max_examples,
             self._limits.example_similarity,
+            context.caller.tenant_id,
         )
         return self._prompting.builder.build(question, hits, template, context.history, examples)
 
@@ -169,14 +217,29 @@ class ChatService:
         reply = (
             system.out_of_scope_reply if scope == "out_of_scope" else system.low_confidence_reply
         )
-        self._metrics.guardrails.labels(scope).inc()
+        self._metrics.guardrails.labels(context.caller.tenant_id, scope).inc()
         return self._without_model(context, reply, scope, flags, received)
 
     async def _handoff_turn(
         self, context: _Context, handoff: Handoff, flags: list[str], received: float
     ) -> Turn:
         await asyncio.to_thread(self._store.mark_handoff, context.conversation_id, handoff.reason)
-        self._metrics.handoffs.labels(handoff.reason).inc()
+        caller = context.caller
+        self._metrics.handoffs.labels(
+            caller.tenant_id, context.product or "", caller.channel, handoff.reason
+        ).inc()
+        await self._bus.publish(
+            caller.tenant_id,
+            "conversation.handoff",
+            {
+                "conversation_id": context.conversation_id,
+                "reason": handoff.reason,
+                "detail": handoff.detail,
+                "product": context.product,
+                "channel": caller.channel,
+                "customer_ref": caller.customer_ref,
+            },
+        )
         reply = self._prompting.system.handoff_reply or DEFAULT_HANDOFF_REPLY
         return self._without_model(context, reply, "handoff", flags, received, handoff)
 
@@ -197,6 +260,7 @@ class ChatService:
             empty,
             received,
             self._engine.model_name,
+            caller=context.caller,
             handoff=handoff,
             canned=reply,
             outcome=outcome,
@@ -212,37 +276,41 @@ class ChatService:
             )
 
     def _resolve_conversation(
-        self, request: ChatRequest, channel: str, create: bool = True
+        self, request: ChatRequest, caller: Caller, create: bool = True
     ) -> _Context:
-        product = self._product(request)
+        product = self._product(request.product, caller)
         if request.conversation_id is None:
             product = product or self._catalog.detect(request.message)
-            new_id = self._store.start_conversation(product, channel).id if create else ""
-            return _Context(new_id, product, [])
-        conversation = self._store.get_conversation(request.conversation_id)
+            new_id = ""
+            if create:
+                new_id = self._store.start_conversation(
+                    caller.tenant_id, product, caller.channel, caller.customer_ref
+                ).id
+            return _Context(new_id, product, [], caller)
+        conversation = self._store.get_conversation(caller.tenant_id, request.conversation_id)
+        if conversation.status == "resolved":
+            raise Conflict(f"Conversation {conversation.id} is resolved; start a new conversation.")
         product = product or conversation.product or self._catalog.detect(request.message)
         past = self._store.history(conversation.id, self._limits.history_messages)
         history: list[ChatMessage] = [
             {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
             for m in past
         ]
-        return _Context(conversation.id, product, history)
+        return _Context(conversation.id, product, history, caller)
 
-    def _product(self, request: ChatRequest) -> str | None:
-        if request.product is None or self._catalog.get(request.product):
-            return request.product
-        known = ", ".join(self._catalog.ids)
-        raise UnknownProduct(f"Unknown product {request.product!r}. Known products: {known}.")
+    def _product(self, product: str | None, caller: Caller) -> str | None:
+        return offered_product(self._catalog, product, caller)
 
-    async def _retrieve(
-        self, question: str, product: str | None, history: list[ChatMessage]
-    ) -> list[SearchHit]:
+    async def _retrieve(self, question: str, context: _Context) -> list[SearchHit]:
         """Hybrid search; the conversation so far disambiguates follow-up questions."""
         started = time.perf_counter()
+        index = self._indexes.for_tenant(context.caller.tenant_id)
         hits = await asyncio.to_thread(
-            self._index.search, question, product, self._limits.top_k, history
+            index.search, question, context.product, self._limits.top_k, context.history
         )
-        self._metrics.retrieval_seconds.observe(time.perf_counter() - started)
+        self._metrics.retrieval_seconds.labels(
+            context.caller.tenant_id, context.product or ""
+        ).observe(time.perf_counter() - started)
         return hits
 
     async def stream(self, turn: Turn) -> AsyncGenerator[ChatEvent]:
@@ -265,7 +333,7 @@ class ChatService:
             ttft = (first_token_at - turn.received_at) * 1000 if first_token_at else None
             latency = (time.perf_counter() - turn.received_at) * 1000
             record = answer_record(turn, "".join(pieces), completion, ttft, latency, error)
-            self._observe(completion, ttft)
+            self._observe(turn, record, completion)
             saved = await asyncio.shield(
                 asyncio.to_thread(self._store.add_answer, turn.conversation_id, record)
             )
@@ -283,12 +351,19 @@ class ChatService:
         async for event in stream:
             yield event
 
-    def _observe(self, completion: Completion | None, ttft_ms: float | None) -> None:
-        if ttft_ms is not None:
-            self._metrics.ttft_seconds.observe(ttft_ms / 1000)
+    def _observe(self, turn: Turn, record: AnswerRecord, completion: Completion | None) -> None:
+        labels = (
+            turn.caller.tenant_id,
+            turn.product or "",
+            turn.model_version or turn.adapter or "base",
+            turn.caller.channel,
+        )
+        self._metrics.answers.labels(*labels, record.finish_reason or "stop").inc()
+        if record.ttft_ms is not None and turn.canned is None:
+            self._metrics.ttft_seconds.labels(*labels).observe(record.ttft_ms / 1000)
         if completion is not None:
-            self._metrics.completion_tokens.inc(completion.completion_tokens)
-            self._metrics.prompt_tokens.inc(completion.prompt_tokens)
+            self._metrics.completion_tokens.labels(*labels).inc(completion.completion_tokens)
+            self._metrics.prompt_tokens.labels(*labels).inc(completion.prompt_tokens)
 
     async def answer(self, turn: Turn) -> ChatResponse:
         """The whole answer at once (the non-streaming API)."""

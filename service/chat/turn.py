@@ -6,6 +6,17 @@ from dataclasses import dataclass, field
 
 from service.prompting.builder import BuiltPrompt
 from service.prompting.guardrails import Handoff
+from service.store.models import DEFAULT_TENANT_ID
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Whose customer is asking, through which channel, and which products they may ask about."""
+
+    tenant_id: str = DEFAULT_TENANT_ID
+    channel: str = "api"
+    customer_ref: str | None = None
+    products: tuple[str, ...] | None = None  # None: every product in the catalog
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,8 @@ class Turn:
     received_at: float
     model: str
     adapter: str | None = None
+    caller: Caller = Caller()
+    model_version: str | None = None
     handoff: Handoff | None = None
     canned: str | None = None
     outcome: str | None = None  # handoff, out_of_scope or low_confidence when canned

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from qdrant_client import QdrantClient, models
 
 from service.prompting.selection import TextEmbedder
+from service.store.models import DEFAULT_TENANT_ID
 
 EXAMPLE_NAMESPACE = uuid.UUID("3c9e1f0a-8d2b-4f6e-9a71-5b0c2d4e6f81")
 
@@ -42,7 +43,14 @@ class ExampleStore:
             params = models.VectorParams(size=self._dimension, distance=models.Distance.COSINE)
             self._client.create_collection(self._collection, vectors_config=params)
 
-    def add(self, message_id: str, question: str, answer: str, product: str | None) -> str:
+    def add(
+        self,
+        message_id: str,
+        question: str,
+        answer: str,
+        product: str | None,
+        tenant_id: str = DEFAULT_TENANT_ID,
+    ) -> str:
         """Store (or replace) the example for one rated answer; returns its id."""
         self._ensure()
         example_id = str(uuid.uuid5(EXAMPLE_NAMESPACE, message_id))
@@ -52,6 +60,7 @@ class ExampleStore:
             "question": question,
             "answer": answer,
             "product": product,
+            "tenant": tenant_id,
         }
         point = models.PointStruct(id=example_id, vector=vector, payload=payload)
         self._client.upsert(self._collection, points=[point], wait=True)
@@ -64,14 +73,20 @@ class ExampleStore:
             self._client.delete(self._collection, points_selector=selector, wait=True)
 
     def similar(
-        self, question: str, product: str | None, limit: int, min_similarity: float
+        self,
+        question: str,
+        product: str | None,
+        limit: int,
+        min_similarity: float,
+        tenant_id: str = DEFAULT_TENANT_ID,
     ) -> list[Example]:
+        """The tenant's examples most like the question (same product when one is known)."""
         if limit <= 0 or not self._client.collection_exists(self._collection):
             return []
-        flt = None
+        conditions: list[models.Condition] = [_equals("tenant", tenant_id)]
         if product is not None:
-            match = models.MatchValue(value=product)
-            flt = models.Filter(must=[models.FieldCondition(key="product", match=match)])
+            conditions.append(_equals("product", product))
+        flt = models.Filter(must=conditions)
         result = self._client.query_points(
             self._collection,
             query=self._embedder.embed([question])[0],
@@ -81,6 +96,10 @@ class ExampleStore:
             with_payload=True,
         )
         return [_example(p) for p in result.points]
+
+
+def _equals(key: str, value: str) -> models.FieldCondition:
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
 
 def _example(point: models.ScoredPoint) -> Example:

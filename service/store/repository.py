@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from service.errors import ConversationNotFound, InvalidRequest, MessageNotFound
+from service.errors import Conflict, ConversationNotFound, InvalidRequest, MessageNotFound
 from service.store.models import Conversation, Message, Rating, utcnow
 
 
@@ -34,6 +38,19 @@ class AnswerRecord:
     error: str | None = None
     example_ids: list[str] = field(default_factory=list)
     prompt: list[dict[str, str]] = field(default_factory=list)
+    model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class ConversationFilter:
+    """What GET /v1/conversations may filter on; None means any."""
+
+    status: str | None = None
+    product: str | None = None
+    channel: str | None = None
+    customer_ref: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
 
 @dataclass
@@ -45,6 +62,7 @@ class RatingInput:
     score: int | None = None
     corrected_answer: str | None = None
     comment: str | None = None
+    tags: list[str] | None = None
 
 
 class ConversationStore:
@@ -53,19 +71,69 @@ class ConversationStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def start_conversation(self, product: str | None, channel: str = "api") -> Conversation:
+    def start_conversation(
+        self,
+        tenant_id: str,
+        product: str | None,
+        channel: str = "api",
+        customer_ref: str | None = None,
+    ) -> Conversation:
+        conversation = Conversation(
+            tenant_id=tenant_id, product=product, channel=channel, customer_ref=customer_ref
+        )
         with self._sessions.begin() as s:
-            conversation = Conversation(product=product, channel=channel)
             s.add(conversation)
         return conversation
 
-    def get_conversation(self, conversation_id: str) -> Conversation:
+    def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation:
+        """The tenant's conversation with its messages; another tenant's is simply not found."""
+        loaded = selectinload(Conversation.messages).selectinload(Message.ratings)
         with self._sessions() as s:
-            conversation = s.get(Conversation, conversation_id)
-            if conversation is None:
-                raise ConversationNotFound(f"No conversation with id {conversation_id!r}.")
-            _ = conversation.messages  # load while the session is open
-            return conversation
+            conversation = s.scalar(
+                select(Conversation).options(loaded).where(Conversation.id == conversation_id)
+            )
+        if conversation is None or conversation.tenant_id != tenant_id:
+            raise ConversationNotFound(f"No conversation with id {conversation_id!r}.")
+        return conversation
+
+    def list_conversations(
+        self, tenant_id: str, where: ConversationFilter, limit: int, cursor: str | None
+    ) -> tuple[list[Conversation], str | None]:
+        """Newest first; the cursor continues after the last conversation of the page."""
+        query = _filtered(select(Conversation), tenant_id, where)
+        if cursor is not None:
+            created, last_id = _decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    Conversation.created_at < created,
+                    and_(Conversation.created_at == created, Conversation.id < last_id),
+                )
+            )
+        query = query.order_by(Conversation.created_at.desc(), Conversation.id.desc())
+        with self._sessions() as s:
+            rows = list(s.scalars(query.limit(limit + 1)).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, _encode_cursor(rows[-1]) if more else None
+
+    def close(self, tenant_id: str, conversation_id: str) -> Conversation:
+        """Mark resolved; closing a resolved conversation changes nothing."""
+        with self._sessions.begin() as s:
+            conversation = _owned(s, tenant_id, conversation_id)
+            if conversation.status != "resolved":
+                conversation.status = "resolved"
+                conversation.closed_at = conversation.updated_at = utcnow()
+        return conversation
+
+    def request_handoff(self, tenant_id: str, conversation_id: str, reason: str) -> Conversation:
+        with self._sessions.begin() as s:
+            conversation = _owned(s, tenant_id, conversation_id)
+            if conversation.status == "resolved":
+                raise Conflict("The conversation is resolved; start a new one.")
+            conversation.status = "handoff"
+            conversation.handoff_reason = reason
+            conversation.updated_at = utcnow()
+        return conversation
 
     def history(self, conversation_id: str, limit: int) -> list[Message]:
         """The newest `limit` messages, oldest first."""
@@ -94,6 +162,14 @@ class ConversationStore:
             conversation.handoff_reason = reason
             conversation.updated_at = utcnow()
 
+    def add_history(self, conversation_id: str, turns: Sequence[tuple[str, str]]) -> None:
+        """Earlier turns a client sends along (OpenAI-style), stored as plain messages."""
+        for role, text in turns:
+            if role == "user":
+                self.add_user_message(conversation_id, text, None, [])
+            else:
+                self.add_answer(conversation_id, AnswerRecord(content=text, finish_reason="import"))
+
     def add_answer(self, conversation_id: str, record: AnswerRecord) -> Message:
         return self._add(conversation_id, Message(role="assistant", **vars(record)))
 
@@ -111,10 +187,13 @@ class ConversationStore:
             s.add(message)
         return message
 
-    def get_message(self, message_id: str) -> Message:
+    def get_message(self, message_id: str, tenant_id: str | None = None) -> Message:
+        """A message with its ratings; with tenant_id, only if that tenant owns it."""
         with self._sessions() as s:
             message = s.get(Message, message_id)
-            if message is None:
+            if message is None or (
+                tenant_id is not None and message.conversation.tenant_id != tenant_id
+            ):
                 raise MessageNotFound(f"No message with id {message_id!r}.")
             _ = message.ratings
             return message
@@ -134,13 +213,53 @@ class ConversationStore:
             )
         return question or ""
 
-    def rate(self, message_id: str, rating: RatingInput) -> Rating:
+    def rate(self, tenant_id: str, message_id: str, rating: RatingInput) -> Rating:
         with self._sessions.begin() as s:
             message = s.get(Message, message_id)
-            if message is None:
+            if message is None or message.conversation.tenant_id != tenant_id:
                 raise MessageNotFound(f"No message with id {message_id!r}.")
             if message.role != "assistant":
                 raise InvalidRequest("Only answers (assistant messages) can be rated.")
             row = Rating(message_id=message_id, **vars(rating))
             s.add(row)
         return row
+
+
+def _owned(s: Session, tenant_id: str, conversation_id: str) -> Conversation:
+    conversation = s.get(Conversation, conversation_id)
+    if conversation is None or conversation.tenant_id != tenant_id:
+        raise ConversationNotFound(f"No conversation with id {conversation_id!r}.")
+    return conversation
+
+
+def _filtered(query: Select[Any], tenant_id: str, where: ConversationFilter) -> Select[Any]:
+    query = query.where(Conversation.tenant_id == tenant_id)
+    for column, value in (
+        (Conversation.status, where.status),
+        (Conversation.product, where.product),
+        (Conversation.channel, where.channel),
+        (Conversation.customer_ref, where.customer_ref),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if where.created_after is not None:
+        query = query.where(Conversation.created_at >= where.created_after)
+    if where.created_before is not None:
+        query = query.where(Conversation.created_at < where.created_before)
+    return query
+
+
+def _encode_cursor(last: Conversation) -> str:
+    raw = json.dumps([last.created_at.isoformat(), last.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, last_id = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(created), str(last_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest(
+            "cursor is not valid: pass the next_cursor of the previous page unchanged."
+        ) from exc

@@ -1,0 +1,111 @@
+"""Answer a customer message over HTTP: JSON or Server-Sent Events, safe to retry.
+
+With an `Idempotency-Key` header the first request runs and its final response is stored;
+a retry with the same key and body gets that response again (header `Idempotent-Replayed`),
+so a helpdesk that retries after a timeout never creates a second message or answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from service.chat.schemas import ChatRequest, ChatResponse
+from service.chat.service import ChatEvent, ChatService, Failure, Final, Token
+from service.chat.turn import Caller
+from service.errors import error_body
+from service.store.idempotency import IdempotencyStore
+
+REPLAYED = "Idempotent-Replayed"
+OnFinal = Callable[[ChatResponse], Awaitable[None]]
+
+
+class Replies:
+    def __init__(self, chat: ChatService, idempotency: IdempotencyStore) -> None:
+        self._chat = chat
+        self._idempotency = idempotency
+
+    async def reply(
+        self, request: ChatRequest, caller: Caller, stream: bool, key: str | None, route: str
+    ) -> Response:
+        """The answer to one message, as JSON or as an SSE stream."""
+        if key is None:
+            return await self._run(request, caller, stream, None)
+        tenant = caller.tenant_id
+        fingerprint = _fingerprint(route, request)
+        earlier = await asyncio.to_thread(self._idempotency.begin, tenant, key, fingerprint)
+        if earlier is not None:
+            return _replay(ChatResponse.model_validate(earlier.response), stream)
+
+        async def remember(response: ChatResponse) -> None:
+            body = response.model_dump(mode="json")
+            await asyncio.to_thread(self._idempotency.complete, tenant, key, 200, body)
+
+        try:
+            return await self._run(request, caller, stream, remember)
+        except BaseException:
+            await asyncio.to_thread(self._idempotency.release, tenant, key)
+            raise
+
+    async def _run(
+        self, request: ChatRequest, caller: Caller, stream: bool, on_final: OnFinal | None
+    ) -> Response:
+        turn = await self._chat.start_turn(request, caller)
+        if not stream:
+            response = await self._chat.answer(turn)
+            if on_final is not None:
+                await on_final(response)
+            return JSONResponse(response.model_dump(mode="json"))
+        events = self._chat.stream(turn)
+        first = await anext(events)  # engine refusals (busy, down) still get a plain status
+        return EventSourceResponse(_sse(first, events, on_final), ping=15)
+
+
+def _fingerprint(route: str, request: ChatRequest) -> str:
+    return hashlib.sha256(f"{route}\n{request.model_dump_json()}".encode()).hexdigest()
+
+
+def _replay(response: ChatResponse, stream: bool) -> Response:
+    if not stream:
+        return JSONResponse(response.model_dump(mode="json"), headers={REPLAYED: "true"})
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        yield _event(Token(response.answer))
+        yield _event(Final(response))
+
+    return EventSourceResponse(events(), headers={REPLAYED: "true"})
+
+
+async def _sse(
+    first: ChatEvent, rest: AsyncGenerator[ChatEvent], on_final: OnFinal | None
+) -> AsyncIterator[ServerSentEvent]:
+    try:
+        async for event in _prepend(first, rest):
+            if isinstance(event, Final) and on_final is not None:
+                await on_final(event.response)
+            yield _event(event)
+    except asyncio.CancelledError:
+        await rest.aclose()  # client went away: stop generating, store what we have
+        raise
+
+
+async def _prepend(first: ChatEvent, rest: AsyncGenerator[ChatEvent]) -> AsyncIterator[ChatEvent]:
+    yield first
+    async for event in rest:
+        yield event
+
+
+def _event(event: ChatEvent) -> ServerSentEvent:
+    if isinstance(event, Token):
+        return ServerSentEvent(json.dumps({"text": event.text}), event="token")
+    if isinstance(event, Failure):
+        body: dict[str, Any] = error_body("generation_error", event.message, event.code)
+        return ServerSentEvent(json.dumps(body), event="error")
+    assert isinstance(event, Final)
+    return ServerSentEvent(event.response.model_dump_json(), event="final")
