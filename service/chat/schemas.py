@@ -57,7 +57,8 @@ class HandoffOut(BaseModel):
     """The conversation was handed to a human agent, and why."""
 
     reason: str = Field(
-        description="asked_for_human, sensitive_topic, frustration or repeated_problem"
+        description="asked_for_human, sensitive_topic, frustration, repeated_problem, escalation "
+        "(a template's escalate_when condition) or requested (POST ./handoff)"
     )
     detail: str = ""
 

@@ -1,0 +1,1 @@
+"""Webhooks: tenants register URLs; events are delivered signed, retried and logged."""
