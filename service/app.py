@@ -57,6 +57,8 @@ from service.versions.service import ModelVersions
 from service.versions.store import ModelVersionStore
 from service.web.demo import DemoKeys
 from service.web.routes import router as web_router
+from service.webhooks.routes import router as webhooks_router
+from service.webhooks.service import build_webhooks
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -163,6 +165,7 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
         demo_keys=DemoKeys(tenants),
         knowledge=KnowledgeAdmin(settings.data_dir, settings.knowledge.max_upload_bytes),
         versions=ModelVersions(version_store, engine, chooser, settings.engine.adapters_dir),
+        webhooks=build_webhooks(sessions, events, settings.webhooks, metrics),
     )
 
 
@@ -198,9 +201,11 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         await components.engine.start()
         await components.versions.restore()
         await _warm_up(components)
+        await components.webhooks.start()
         try:
             yield
         finally:
+            await components.webhooks.aclose()
             await components.engine.aclose()
             components.index.close()
 
@@ -223,6 +228,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     app.include_router(tenants_router)
     app.include_router(versions_router)
     app.include_router(admin_router)
+    app.include_router(webhooks_router)
     app.include_router(web_router)
     _add_ops_routes(app, components)
     return app

@@ -108,6 +108,16 @@ class RateLimitSettings(BaseModel):
     )
 
 
+class WebhookSettings(BaseModel):
+    """Webhook deliveries: how long to wait for a receiver and how to retry."""
+
+    max_attempts: int = Field(default=10, ge=1, description="Attempts before a delivery fails.")
+    backoff_base_s: float = Field(default=30.0, gt=0, description="First retry delay; doubles.")
+    backoff_cap_s: float = Field(default=3600.0, gt=0, description="Longest delay between tries.")
+    timeout_s: float = Field(default=10.0, gt=0, description="Longest wait for a receiver.")
+    poll_interval_s: float = Field(default=5.0, gt=0, description="How often due rows are sought.")
+
+
 class Settings(BaseSettings):
     """Everything configurable about tunedesk."""
 
@@ -132,6 +142,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = EngineSettings()
     knowledge: KnowledgeSettings = KnowledgeSettings()
     chat: ChatSettings = ChatSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

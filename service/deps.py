@@ -28,6 +28,7 @@ from service.store.tenants import TenantStore
 from service.tenants.indexes import TenantIndexes
 from service.versions.service import ModelVersions
 from service.web.demo import DemoKeys
+from service.webhooks.service import WebhookService
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Components:
     demo_keys: DemoKeys
     knowledge: KnowledgeAdmin
     versions: ModelVersions
+    webhooks: WebhookService
 
 
 def get_components(request: Request) -> Components:
