@@ -157,6 +157,19 @@ class KnowledgeIndex:
     def delete_source(self, source: str) -> None:
         self.store.delete_where(self.collection, "source", source)
 
+    def chunks(self, ids: Sequence[str]) -> dict[str, SearchHit]:
+        """The chunks with these ids that are still indexed, by id (score 0)."""
+        if not ids or not self.store.has_collection(self.collection):
+            return {}
+        return {p.id: _hit(p) for p in self.store.retrieve(self.collection, ids)}
+
+    def source_chunks(self, source: str, limit: int = 1000) -> list[SearchHit]:
+        """One source's chunks in document order (score 0)."""
+        if not self.store.has_collection(self.collection):
+            return []
+        points = self.store.find(self.collection, "source", source, limit)
+        return [_hit(p) for p in sorted(points, key=lambda p: int(p.payload.get("index", 0)))]
+
     def search(
         self,
         query: str,

@@ -152,3 +152,18 @@ def test_the_vector_cache_forgets_the_least_recently_used() -> None:
     assert cache.get("a") == [1.0]
     cache.put("c", [3.0])
     assert cache.get("b") is None and cache.get("a") == [1.0] and len(cache) == 2
+
+
+def test_chunks_are_read_back_by_id_and_by_source(index: KnowledgeIndex, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    write(docs, "a.md", "Setup", "Plug the router in.\n\n## Lights\nWait for the white LED.")
+    write(docs, "b.md", "Reset", "Hold the pinhole for 10 seconds.")
+    ingest(index, docs)
+    setup = index.source_chunks("docs/a.md")
+    assert [h.heading for h in setup] == ["Setup > Overview", "Setup > Lights"]
+    by_id = index.chunks([setup[1].chunk_id, "00000000-0000-0000-0000-000000000000"])
+    assert list(by_id) == [setup[1].chunk_id] and "white LED" in by_id[setup[1].chunk_id].text
+    write(docs, "a.md", "Setup", "Plug the router in.")
+    ingest(index, docs)
+    assert index.chunks([setup[1].chunk_id]) == {}  # replaced chunks are gone
+    assert index.source_chunks("docs/missing.md") == []

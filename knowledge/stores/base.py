@@ -75,6 +75,14 @@ class VectorStore(Protocol):
 
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None: ...
 
+    def retrieve(self, name: str, ids: Sequence[PointId]) -> list[FoundPoint]:
+        """The points with these ids that exist, with their payloads (score 0)."""
+        ...
+
+    def find(self, name: str, key: str, value: str, limit: int) -> list[FoundPoint]:
+        """Up to limit points whose payload field key equals value (score 0)."""
+        ...
+
     def delete_ids(self, name: str, ids: Sequence[PointId]) -> None: ...
 
     def delete_where(self, name: str, key: str, value: str) -> None:

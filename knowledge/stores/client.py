@@ -87,6 +87,16 @@ class QdrantClientStore:
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
         self.client.upsert(name, points=[_point(p) for p in points], wait=True)
 
+    def retrieve(self, name: str, ids: Sequence[PointId]) -> list[FoundPoint]:
+        points = self.client.retrieve(name, ids=list(ids), with_payload=True)
+        return [FoundPoint(str(p.id), 0.0, p.payload or {}) for p in points]
+
+    def find(self, name: str, key: str, value: str, limit: int) -> list[FoundPoint]:
+        points, _ = self.client.scroll(
+            name, scroll_filter=_match(key, value), limit=limit, with_payload=True
+        )
+        return [FoundPoint(str(p.id), 0.0, p.payload or {}) for p in points]
+
     def delete_ids(self, name: str, ids: Sequence[PointId]) -> None:
         selector = models.PointIdsList(points=list(ids))
         self.client.delete(name, points_selector=selector, wait=True)

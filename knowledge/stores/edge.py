@@ -89,6 +89,15 @@ class EdgeStore:
         shard.update(edge.UpdateOperation.upsert_points(batch))
         shard.flush()
 
+    def retrieve(self, name: str, ids: Sequence[PointId]) -> list[FoundPoint]:
+        records = self._shard(name).retrieve([str(i) for i in ids], True, False)
+        return [FoundPoint(str(r.id), 0.0, dict(r.payload or {})) for r in records]
+
+    def find(self, name: str, key: str, value: str, limit: int) -> list[FoundPoint]:
+        request = edge.ScrollRequest(limit=limit, filter=_match(key, value), with_payload=True)
+        records, _ = self._shard(name).scroll(request)
+        return [FoundPoint(str(r.id), 0.0, dict(r.payload or {})) for r in records]
+
     def delete_ids(self, name: str, ids: Sequence[PointId]) -> None:
         shard = self._shard(name)
         shard.update(edge.UpdateOperation.delete_points([str(i) for i in ids]))
