@@ -185,6 +185,8 @@ def test_unknown_adapter_is_refused_by_name(client: TestClient) -> None:
     assert client.get("/v1/models").json()["data"] == []  # nothing registered
     traversal = client.post("/v1/models", json={"name": "v9", "adapter": "../../etc"})
     assert traversal.status_code == 422
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/models", "/v1/models/{name}/rollback", "/v1/models/{name}/events"} <= set(paths)
 
 
 def test_names_are_unique_and_base_model_versions_need_no_adapter(client: TestClient) -> None:
@@ -313,3 +315,66 @@ def test_publish_refuses_evaluations_of_different_sets(
     evaluation(tmp_path / "active.json", ACTIVE | {"variant": "prompted"}, questions=12)
     with pytest.raises(PublishError, match="same set"):
         publish(options, ModelsClient(client), settings, never_evaluate)
+
+
+def held_out_dataset(folder: Path) -> Path:
+    """A dataset version whose held-out split brings its recorded prompts (no index needed)."""
+    from knowledge.catalog import load_system_prompt
+    from knowledge.index import SearchHit
+    from service.config import SAMPLE_KNOWLEDGE_DIR
+    from service.prompting.builder import PromptBuilder
+
+    router = "halcyon-router-x1000"
+    docs = [("e3", "Error E3", "E3 means no cable is in the blue WAN port.")]
+    hits = [
+        SearchHit(i, 1.0, text, title, f"docs/{i}.md", [title], router) for i, title, text in docs
+    ]
+    builder = PromptBuilder(load_system_prompt(SAMPLE_KNOWLEDGE_DIR))
+    rows = [
+        {
+            "id": f"row-{n}",
+            "message_id": f"message-{n}",
+            "product": router,
+            "prompt": builder.build(question, hits, None).messages,
+            "completion": [{"role": "assistant", "content": "No cable is in the WAN port [1]."}],
+        }
+        for n, question in enumerate(["It says E3?", "What is error E3 on my router?"])
+    ]
+    (folder / "sft").mkdir(parents=True)
+    (folder / "sft" / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+@pytest.mark.slow
+def test_publish_runs_eval_answers_on_the_candidate_and_the_active_version(
+    client: TestClient, settings: Settings, tiny_adapters: dict[str, Path], tmp_path: Path
+) -> None:
+    from training.publish import run_answer_eval
+
+    add_adapter(settings, tiny_adapters["alpha"], "alpha")
+    register(client, "v1", "alpha")
+    client.post("/v1/models/v1/activate").raise_for_status()
+    runs: list[tuple[str | None, str]] = []
+    evaluate = run_answer_eval(settings, None, lambda cases, _: cases, lambda _: None)
+
+    def recorded(set_dir: Path, adapter: Path | None, variant: str) -> dict[str, Any]:
+        runs.append((adapter.name if adapter else None, variant))
+        return evaluate(set_dir, adapter, variant)
+
+    options = PublishOptions(
+        adapter_dir=tiny_adapters["beta"],
+        name="v2",
+        set_dir=held_out_dataset(tmp_path / "datasets" / "v1"),
+        margin=1.0,  # random adapters: this checks the plumbing, not which one is better
+        ttft_margin=None,
+    )
+    result = publish(options, ModelsClient(client), settings, recorded)
+    assert runs == [("beta", "tuned+prompted"), ("alpha", "tuned+prompted")]
+    assert result.comparison.passed and result.version is not None
+    assert result.comparison.candidate["questions"] == 2
+    assert (result.comparison.active["version"], result.comparison.active["adapter"]) == (
+        "v1",
+        "alpha",
+    )
+    assert json.loads((result.saved / "active.json").read_text())["setup"]["questions"] == 2
+    assert client.get("/v1/models/v2").json()["status"] == "candidate"

@@ -1,7 +1,9 @@
 """Request and response bodies of the model-version API.
 
 The list is shaped like OpenAI's `GET /v1/models` (`object: list`, items with `id`, `object`,
-`created`, `owned_by`), so OpenAI clients can list a tenant's versions too.
+`created`, `owned_by`), so OpenAI clients can list a tenant's versions too. (`POST
+/v1/chat/completions` takes a product as `model`, not a version: versions are chosen per
+conversation, by activation and canary share.)
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class RejectRequest(BaseModel):
 class ModelVersionOut(BaseModel):
     """A model version, with the OpenAI model-object fields first."""
 
-    id: str = Field(description="The version name (OpenAI clients send it as `model`).")
+    id: str = Field(description="The version name (OpenAI model-object field).")
     object: Literal["model"] = "model"
     created: int = Field(description="Unix time of registration.")
     owned_by: str = Field(description="The tenant id.")
