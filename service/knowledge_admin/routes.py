@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from service.deps import AdminCaller, ComponentsDep
-from service.errors import InvalidRequest
+from service.errors import UnknownProduct
 from service.knowledge_admin.service import Upload, report_dict
 
 router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
@@ -53,7 +53,7 @@ async def upload(
 ) -> dict[str, Any]:
     if product is not None and components.catalog.get(product) is None:
         known = ", ".join(components.catalog.ids)
-        raise InvalidRequest(f"Unknown product {product!r}. Known products: {known}.")
+        raise UnknownProduct(f"Unknown product {product!r}. Known products: {known}.")
     uploads = [Upload(f.filename or "document", await f.read()) for f in files]
     index = components.indexes.for_tenant(principal.tenant_id)
     report = await components.knowledge.upload(principal.tenant_id, index, product, uploads)
