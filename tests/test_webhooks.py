@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import uuid4
@@ -178,6 +178,7 @@ def test_handoff_arrives_signed_and_verifies(client: TestClient, receiver: Recei
     delivered = wait_for(settled(client, webhook["id"]))
     assert got.headers["Tunedesk-Delivery"] == delivered["id"]
     assert (delivered["status"], delivered["attempts"]) == ("delivered", 1)
+    assert datetime.fromisoformat(delivered["delivered_at"]).tzinfo is not None  # RFC 3339
     assert delivered["event_id"] == got.json()["id"]
     assert metric(client, "delivered") == 1
 

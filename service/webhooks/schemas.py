@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AnyHttpUrl, BaseModel, Field, UrlConstraints, field_validator
 
+from service.chat.schemas import Timestamp
 from service.events import EVENT_TYPES
 from service.store.models import WebhookDelivery, WebhookEndpoint
 
@@ -74,7 +74,7 @@ class WebhookOut(BaseModel):
     url: str
     events: list[str]
     description: str | None
-    created_at: datetime
+    created_at: Timestamp
 
     @classmethod
     def of(cls, row: WebhookEndpoint) -> WebhookOut:
@@ -115,11 +115,11 @@ class DeliveryOut(BaseModel):
     event_id: str = Field(description="The payload's id: the same for retries and replays.")
     status: DeliveryStatus
     attempts: int
-    next_attempt_at: datetime | None = Field(description="When the next attempt is due.")
+    next_attempt_at: Timestamp | None = Field(description="When the next attempt is due.")
     last_status_code: int | None
     last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: Timestamp
+    delivered_at: Timestamp | None
     payload: dict[str, Any] = Field(description="The JSON body receivers get.")
 
     model_config = {
