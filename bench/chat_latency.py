@@ -23,7 +23,7 @@ import httpx
 import uvicorn
 
 from knowledge.embedding import Embedder
-from knowledge.index import KnowledgeIndex, open_client
+from knowledge.index import open_index
 from knowledge.ingest import ingest
 from service.app import Overrides, create_app
 from service.config import SAMPLE_KNOWLEDGE_DIR, Settings
@@ -64,14 +64,14 @@ def load_questions(limit: int) -> list[dict[str, Any]]:
 
 
 def index_sample(settings: Settings, embedder: Embedder) -> None:
-    client = open_client(settings.knowledge.qdrant_path)
+    knowledge = settings.knowledge
+    index = open_index(
+        knowledge.collection, embedder, store=knowledge.store, path=knowledge.qdrant_path
+    )
     try:
-        ingest(
-            KnowledgeIndex(client, settings.knowledge.collection, embedder),
-            SAMPLE_KNOWLEDGE_DIR / "docs",
-        )
+        ingest(index, SAMPLE_KNOWLEDGE_DIR / "docs")
     finally:
-        client.close()
+        index.close()
 
 
 def serve(settings: Settings, embedder: Embedder) -> tuple[str, Any]:

@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from knowledge.embedding import Embedder
-from knowledge.index import KnowledgeIndex, open_client
+from knowledge.index import open_index
 from knowledge.ingest import ingest
 from service.app import Overrides, create_app
 from service.config import SAMPLE_KNOWLEDGE_DIR, Settings
@@ -68,12 +68,12 @@ def defused(prompt: list[dict[str, str]] | None) -> bool:
 def run(workdir: Path) -> dict[str, list[tuple[bool, str]]]:
     settings = Settings(data_dir=workdir, engine={"max_new_tokens": 1})  # type: ignore[arg-type]
     embedder = Embedder()
-    client = open_client(settings.knowledge.qdrant_path)
-    ingest(
-        KnowledgeIndex(client, settings.knowledge.collection, embedder),
-        SAMPLE_KNOWLEDGE_DIR / "docs",
+    knowledge = settings.knowledge
+    index = open_index(
+        knowledge.collection, embedder, store=knowledge.store, path=knowledge.qdrant_path
     )
-    client.close()
+    ingest(index, SAMPLE_KNOWLEDGE_DIR / "docs")
+    index.close()
     results: dict[str, list[tuple[bool, str]]] = defaultdict(list)
     with TestClient(create_app(settings, Overrides(embedder=embedder))) as app:
         for suite, text, history in cases():
