@@ -38,6 +38,7 @@ from service.events import EventBus
 from service.knowledge_admin.routes import router as knowledge_router
 from service.knowledge_admin.service import KnowledgeAdmin
 from service.metrics import Metrics, install_request_metrics
+from service.nul_guard import NulGuard
 from service.openai_compat.routes import router as openai_router
 from service.openapi import install_openapi
 from service.prompting.builder import PromptBudget, PromptBuilder, token_counter
@@ -220,6 +221,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     install_openapi(app)
     install_request_metrics(app, components.metrics)
     _limit_body_size(app, settings.max_body_bytes, settings.knowledge.max_upload_bytes)
+    app.add_middleware(NulGuard)
     app.add_middleware(WidgetCORSMiddleware, tenants=components.tenants)
     app.include_router(chat_router)
     app.include_router(conversations_router)

@@ -143,3 +143,18 @@ def test_a_failed_request_frees_its_idempotency_key(db_client: TestClient) -> No
     body = {"message": E5, "product": "toaster"}
     assert_error(db_client.post("/v1/chat", json=body, headers=key), 422, "unknown_product", "")
     assert_error(db_client.post("/v1/chat", json=body, headers=key), 422, "unknown_product", "")
+
+
+def test_nul_characters_are_refused_before_the_database(db_client: TestClient) -> None:
+    conversation = db_client.post("/v1/conversations", json={}).json()["id"]
+    before = message_count(db_client)
+    url = f"/v1/conversations/{conversation}/messages"
+    assert_error(db_client.post(url, json={"message": "E5\x00"}), 422, "nul_character", "NUL")
+    assert_error(db_client.get("/v1/conversations/ab%00cd"), 422, "nul_character", "NUL")
+    assert_error(
+        db_client.get("/v1/conversations", params={"customer_ref": "a\x00"}),
+        422,
+        "nul_character",
+        "NUL",
+    )
+    assert message_count(db_client) == before

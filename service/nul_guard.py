@@ -1,0 +1,78 @@
+"""Refuse NUL characters before they reach the database.
+
+PostgreSQL text columns cannot hold U+0000, so a NUL in a path, a query or a JSON body would
+otherwise surface as a server error deep in the store. JSON bodies are small (they are under the
+body-size limit), so they are read once here and replayed to the app; uploads pass untouched.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import error_body
+
+MESSAGE = "Text must not contain NUL (U+0000) characters; remove them and send again."
+
+
+class NulGuard:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _has_nul(scope.get("path", "")) or b"%00" in scope.get("query_string", b""):
+            await _refuse(send)
+            return
+        if not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if b"\\u0000" in body or b"\x00" in body:
+            await _refuse(send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+def _has_nul(path: str) -> bool:
+    return "\x00" in path
+
+
+def _is_json(scope: Scope) -> bool:
+    headers = dict(scope.get("headers", []))
+    return b"json" in headers.get(b"content-type", b"")
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()  # then wait for the disconnect, as the server would send
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def _refuse(send: Send) -> None:
+    payload = json.dumps(error_body("invalid_request", MESSAGE, "nul_character")).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 422, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
