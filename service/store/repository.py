@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from service.errors import Conflict, ConversationNotFound, InvalidRequest, MessageNotFound
+from service.store import pagination
 from service.store.models import Conversation, Message, Rating, utcnow
 
 
@@ -101,20 +100,9 @@ class ConversationStore:
     ) -> tuple[list[Conversation], str | None]:
         """Newest first; the cursor continues after the last conversation of the page."""
         query = _filtered(select(Conversation), tenant_id, where)
-        if cursor is not None:
-            created, last_id = _decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    Conversation.created_at < created,
-                    and_(Conversation.created_at == created, Conversation.id < last_id),
-                )
-            )
-        query = query.order_by(Conversation.created_at.desc(), Conversation.id.desc())
+        columns = (Conversation.created_at, Conversation.id)
         with self._sessions() as s:
-            rows = list(s.scalars(query.limit(limit + 1)).all())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, _encode_cursor(rows[-1]) if more else None
+            return pagination.newest_first(s, query, columns, limit, cursor)
 
     def close(self, tenant_id: str, conversation_id: str) -> Conversation:
         """Mark resolved; closing a resolved conversation changes nothing."""
@@ -247,19 +235,3 @@ def _filtered(query: Select[Any], tenant_id: str, where: ConversationFilter) -> 
     if where.created_before is not None:
         query = query.where(Conversation.created_at < where.created_before)
     return query
-
-
-def _encode_cursor(last: Conversation) -> str:
-    raw = json.dumps([last.created_at.isoformat(), last.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, last_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created), str(last_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest(
-            "cursor is not valid: pass the next_cursor of the previous page unchanged."
-        ) from exc

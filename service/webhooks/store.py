@@ -8,17 +8,17 @@ same attempt, and a process that dies mid-attempt leaves a row that becomes due 
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.errors import InvalidRequest, NotFound
+from service.errors import NotFound
 from service.events import Event
+from service.store import pagination
 from service.store.models import WebhookDelivery, WebhookEndpoint, new_id, utcnow
 from service.webhooks.signing import new_secret
 
@@ -147,20 +147,9 @@ class WebhookStore:
         """Newest first; the cursor continues after the last delivery of the page."""
         self.get_endpoint(tenant_id, endpoint_id)
         query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
-        if cursor is not None:
-            created, last_id = _decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    WebhookDelivery.created_at < created,
-                    and_(WebhookDelivery.created_at == created, WebhookDelivery.id < last_id),
-                )
-            )
-        query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+        columns = (WebhookDelivery.created_at, WebhookDelivery.id)
         with self._sessions() as s:
-            rows = list(s.scalars(query.limit(limit + 1)).all())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, _encode_cursor(rows[-1]) if more else None
+            return pagination.newest_first(s, query, columns, limit, cursor)
 
 
 def envelope(event: Event) -> dict[str, Any]:
@@ -211,19 +200,3 @@ def _claim(s: Session, row: WebhookDelivery, until: datetime) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(claimed.rowcount)  # type: ignore[attr-defined]
-
-
-def _encode_cursor(last: WebhookDelivery) -> str:
-    raw = json.dumps([last.created_at.isoformat(), last.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, last_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created), str(last_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest(
-            "cursor is not valid: pass the next_cursor of the previous page unchanged."
-        ) from exc
