@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import openai
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from openai.types.chat import ChatCompletionMessageParam
 
 from knowledge.embedding import Embedder
@@ -22,9 +24,9 @@ E5 = "my router shows error E5, what do I do?"
 ERROR_CODES_PAGE = "docs/halcyon-router-x1000/error-codes.md"
 
 
-@pytest.fixture
-def server(settings: Settings, embedder: Embedder) -> Iterator[tuple[str, str]]:
-    """A live server and a chat-scoped secret key of the default tenant."""
+@contextmanager
+def live_server(settings: Settings, embedder: Embedder) -> Iterator[tuple[str, FastAPI]]:
+    """The app served by uvicorn on a free loopback port, in a thread."""
     port = free_port()
     app = create_app(settings, Overrides(embedder=embedder))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -34,11 +36,19 @@ def server(settings: Settings, embedder: Embedder) -> Iterator[tuple[str, str]]:
     while not server.started:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.1)
-    tenants = app.state.components.tenants
-    key = tenants.create_key("default", KeySpec("openai", "secret", ["chat"]))[1]
-    yield f"http://127.0.0.1:{port}", key
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def server(settings: Settings, embedder: Embedder) -> Iterator[tuple[str, str]]:
+    """A live server and a chat-scoped secret key of the default tenant."""
+    with live_server(settings, embedder) as (base, app):
+        tenants = app.state.components.tenants
+        yield base, tenants.create_key("default", KeySpec("openai", "secret", ["chat"]))[1]
 
 
 def conversation(base: str, key: str, conversation_id: str) -> dict[str, object]:
