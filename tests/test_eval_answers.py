@@ -18,6 +18,7 @@ from training.cli import main
 from training.evaluation.cases import load_cases
 from training.evaluation.metrics import (
     citations_correct,
+    echoes_prompt,
     is_refusal,
     normalize,
     offers_human,
@@ -121,6 +122,16 @@ def test_normalize_and_rouge_l_by_hand() -> None:
 )
 def test_refusal_detection_on_hand_checked_answers(answer: str, refused: bool) -> None:
     assert is_refusal(answer, canned_replies(SYSTEM)) is refused
+
+
+def test_an_answer_that_copies_the_prompt_back_is_an_echo() -> None:
+    rules = "You are the customer-support assistant of Halcyon Home.\nRules:\n- Only help with "
+    rules += "Halcyon Home products; cite sources like [1]."
+    copied = rules.replace("\n", " ") + " And more text the model made up."
+    assert echoes_prompt(copied, [rules, "Sources: ..."])
+    assert not echoes_prompt("Restart the modem first, then the router [1].", [rules])
+    assert not echoes_prompt("You are", [rules])  # too short to call
+    assert is_refusal(copied)  # its words alone would pass for a refusal: scoring checks echoes
 
 
 def test_hand_off_and_citation_checks() -> None:

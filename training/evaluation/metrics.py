@@ -78,6 +78,15 @@ def is_refusal(answer: str, canned: Iterable[str] = ()) -> bool:
     return bool(REFUSAL.search(text))
 
 
+def echoes_prompt(answer: str, prompt_texts: Iterable[str], chars: int = 80) -> bool:
+    """Does the answer open by copying the prompt back (what a base model given rules does)?
+    Such an answer neither refuses nor cites, whatever words or [n] it repeats."""
+    opening = " ".join(answer.split())[:chars]
+    if len(opening) < 30:
+        return False
+    return any(opening in " ".join(text.split()) for text in prompt_texts)
+
+
 def offers_human(answer: str) -> bool:
     """Does the answer offer or announce a hand-over to a person?"""
     return bool(OFFERS_HUMAN.search(answer))

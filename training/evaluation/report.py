@@ -17,6 +17,7 @@ COLUMNS = [
     ("citations", "citation_accuracy", "{:.2f}"),
     ("refusals", "refusal_rate", "{:.2f}"),
     ("false refusals", "false_refusal_rate", "{:.2f}"),
+    ("echoes", "echo_rate", "{:.2f}"),
     ("TTFT s", "ttft_s", "{:.2f}"),
     ("prompt tok", "prompt_tokens", "{:.0f}"),
     ("answer tok", "completion_tokens", "{:.0f}"),
@@ -164,6 +165,8 @@ def _definitions() -> list[str]:
         "least one source and only gold ones (n/a where the prompt has no numbered sources).",
         "- refusals: out-of-scope questions declined; false refusals: in-scope questions "
         "declined (the brand's fixed replies or refusal wording).",
+        "- echoes: answers that open by copying the prompt back (80 characters verbatim); an "
+        "echo counts as neither a refusal, a hand-off offer nor a citation, whatever it repeats.",
         "- TTFT: question to first generated text, prompt-layer work included; tokens: means over "
         'answers the model wrote ("by model"; the rest were the service\'s fixed replies).',
         "",

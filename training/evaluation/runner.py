@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from service.engines.base import Completion, Engine, SamplingParams, TextDelta
 from service.prompting.builder import cited_numbers
 from training.evaluation.cases import AnswerCase
+from training.evaluation.metrics import echoes_prompt
 from training.evaluation.variants import Plan, Planner, Variant
 
 Progress = Callable[[Sequence[AnswerCase], str], Iterable[AnswerCase]]
@@ -32,6 +33,7 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    echoed: bool = False  # opens by copying the prompt back
 
 
 async def answer_all(
@@ -75,6 +77,7 @@ async def _answer(
         prompt_tokens=completion.prompt_tokens if completion else 0,
         completion_tokens=completion.completion_tokens if completion else 0,
         seconds=time.perf_counter() - started,
+        echoed=echoes_prompt(text, [m["content"] for m in plan.messages]),
     )
 
 

@@ -43,6 +43,7 @@ class VariantScore:
     refusal_rate: float | None  # out-of-scope questions declined
     false_refusal_rate: float | None  # in-scope questions declined
     handoff_offered: float | None  # hand-off questions answered with an offer of a human
+    echo_rate: float  # answers that copy the prompt back instead of answering
     ttft_s: float | None
     prompt_tokens: float | None
     completion_tokens: float | None
@@ -63,9 +64,9 @@ def score_answer(
         kind=case.kind,
         token_f1=token_f1(answer.text, case.reference),
         rouge_l=rouge_l(answer.text, case.reference),
-        refused=is_refusal(answer.text, canned),
-        offers_human=offers_human(answer.text),
-        cites_gold=citations_correct(answer.cited, case.gold_sources)
+        refused=is_refusal(answer.text, canned) and not answer.echoed,
+        offers_human=offers_human(answer.text) and not answer.echoed,
+        cites_gold=citations_correct(answer.cited, case.gold_sources) and not answer.echoed
         if gold and with_sources
         else None,
     )
@@ -84,6 +85,7 @@ def summarize(variant: str, scored: Sequence[Scored]) -> VariantScore:
         refusal_rate=_rate([s.refused for s in scored if s.kind == "out_of_scope"]),
         false_refusal_rate=_rate([s.refused for s in scored if s.kind == "in_scope"]),
         handoff_offered=_rate([s.offers_human for s in scored if s.kind == "handoff"]),
+        echo_rate=_rate([s.answer.echoed for s in scored]) or 0.0,
         ttft_s=_mean(ttfts),
         prompt_tokens=_mean([a.prompt_tokens for a in model]),
         completion_tokens=_mean([a.completion_tokens for a in model]),
