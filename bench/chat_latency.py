@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from bench import bench_key
 from knowledge.embedding import Embedder
 from knowledge.index import open_index
 from knowledge.ingest import ingest
@@ -39,10 +40,10 @@ def main() -> None:
         )
         embedder = Embedder()
         index_sample(settings, embedder)
-        url, stop = serve(settings, embedder)
+        url, key, stop = serve(settings, embedder)
         try:
-            ask(url, questions[0])  # warm-up, not counted
-            results = [ask(url, q) for q in questions]
+            ask(url, key, questions[0])  # warm-up, not counted
+            results = [ask(url, key, q) for q in questions]
         finally:
             stop()
     report(results, args)
@@ -74,7 +75,7 @@ def index_sample(settings: Settings, embedder: Embedder) -> None:
         index.close()
 
 
-def serve(settings: Settings, embedder: Embedder) -> tuple[str, Any]:
+def serve(settings: Settings, embedder: Embedder) -> tuple[str, str, Any]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -89,16 +90,20 @@ def serve(settings: Settings, embedder: Embedder) -> tuple[str, Any]:
         server.should_exit = True
         thread.join()
 
-    return f"http://127.0.0.1:{port}", stop
+    return f"http://127.0.0.1:{port}", bench_key(app), stop
 
 
-def ask(url: str, question: dict[str, Any]) -> dict[str, float]:
+def ask(url: str, key: str, question: dict[str, Any]) -> dict[str, float]:
     body = {"message": question["question"], "product": question["product"]}
     started = time.perf_counter()
     first: float | None = None
     final: dict[str, Any] = {}
     with httpx.stream(
-        "POST", f"{url}/v1/chat", json=body, timeout=300, headers={"Accept": "text/event-stream"}
+        "POST",
+        f"{url}/v1/chat",
+        json=body,
+        timeout=300,
+        headers={"Accept": "text/event-stream", "Authorization": f"Bearer {key}"},
     ) as response:
         response.raise_for_status()
         event = ""

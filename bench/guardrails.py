@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from bench import bench_key
 from knowledge.embedding import Embedder
 from knowledge.index import open_index
 from knowledge.ingest import ingest
@@ -76,6 +77,7 @@ def run(workdir: Path) -> dict[str, list[tuple[bool, str]]]:
     index.close()
     results: dict[str, list[tuple[bool, str]]] = defaultdict(list)
     with TestClient(create_app(settings, Overrides(embedder=embedder))) as app:
+        app.headers["Authorization"] = f"Bearer {bench_key(app.app)}"
         for suite, text, history in cases():
             body = ask(app, text, history)
             prompt = stored_prompt(settings, body["message_id"])
