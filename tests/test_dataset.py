@@ -278,3 +278,17 @@ def test_real_messy_conversations_import_and_build(
     assert len(train) > 300 and held_out and not held_out & {r["conversation_id"] for r in train}
     written = (result.directory / "sft" / "train.jsonl").read_text(encoding="utf-8")
     assert "@AppleSupport" not in written and "[HANDLE]" in written
+
+
+def test_prompts_are_rebuilt_from_the_live_knowledge_base_in_its_store(settings: Any) -> None:
+    """Without --docs, chunks are read back from the store the service searches (Qdrant Edge
+    by default), by id and by source + heading."""
+    from training.inputs import chunk_lookup
+
+    page = "docs/halcyon-router-x1000/error-codes.md"
+    with chunk_lookup(None, settings) as (chunks, described):
+        assert described.startswith(f"qdrant:{settings.knowledge.store}:")
+        first = chunks.by_location(page, "Error codes")
+        assert first is not None and first.source == page and "detects a problem" in first.text
+        assert chunks.by_ids([first.chunk_id])[first.chunk_id].text == first.text
+        assert chunks.by_ids(["no-such-chunk"]) == {}

@@ -57,33 +57,18 @@ class DocsChunks:
         return self._by_location.get((source, heading))
 
 
-class QdrantChunks:
-    """Chunks read from the knowledge base the service searches."""
+class IndexChunks:
+    """Chunks read back from the knowledge base the service searches, in whichever store."""
 
-    def __init__(self, client: Any, collection: str) -> None:
-        self._client = client
-        self._collection = collection
+    def __init__(self, index: Any) -> None:
+        self._index = index  # knowledge.index.KnowledgeIndex
 
     def by_ids(self, chunk_ids: Sequence[str]) -> dict[str, SearchHit]:
-        if not chunk_ids or not self._client.collection_exists(self._collection):
-            return {}
-        points = self._client.retrieve(self._collection, ids=list(chunk_ids), with_payload=True)
-        return {str(p.id): _payload_hit(str(p.id), p.payload or {}) for p in points}
+        found: dict[str, SearchHit] = self._index.chunks(list(chunk_ids))
+        return found
 
     def by_location(self, source: str, heading: str) -> SearchHit | None:
-        from qdrant_client import models
-
-        if not self._client.collection_exists(self._collection):
-            return None
-        condition = models.FieldCondition(key="source", match=models.MatchValue(value=source))
-        points, _ = self._client.scroll(
-            self._collection,
-            scroll_filter=models.Filter(must=[condition]),
-            limit=1000,
-            with_payload=True,
-        )
-        in_order = sorted(points, key=lambda p: int((p.payload or {}).get("index", 0)))
-        hits = (_payload_hit(str(p.id), p.payload or {}) for p in in_order)
+        hits: list[SearchHit] = self._index.source_chunks(source)
         return next((h for h in hits if h.heading == heading), None)
 
 
@@ -99,19 +84,4 @@ def _chunk_hit(chunk: Chunk) -> SearchHit:
         doc_id=chunk.doc_id or chunk.source,
         url=chunk.url,
         version=chunk.version,
-    )
-
-
-def _payload_hit(chunk_id: str, payload: dict[str, Any]) -> SearchHit:
-    return SearchHit(
-        chunk_id=chunk_id,
-        score=0.0,
-        text=payload.get("text", ""),
-        title=payload.get("title", ""),
-        source=payload.get("source", ""),
-        heading_path=list(payload.get("heading_path") or []),
-        product=payload.get("product"),
-        doc_id=payload.get("doc_id") or payload.get("source", ""),
-        url=payload.get("url"),
-        version=payload.get("version"),
     )

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from knowledge.catalog import SystemPrompt, load_products, load_system_prompt, load_templates
 from service.config import Settings
 from service.prompting.builder import PromptBudget, PromptBuilder, token_counter
-from training.chunks import ChunkLookup, DocsChunks, QdrantChunks
+from training.chunks import ChunkLookup, DocsChunks, IndexChunks
 from training.prompts import PromptRebuilder
 from training.transcripts import read_transcripts
 
@@ -36,15 +36,22 @@ def chunk_lookup(docs: Path | None, settings: Settings) -> Iterator[tuple[ChunkL
     if docs is not None:
         yield DocsChunks(docs), f"docs:{docs}"
         return
-    from knowledge.index import open_client
+    from knowledge.embedding import Embedder
+    from knowledge.index import open_index
 
     knowledge = settings.knowledge
-    client = open_client(knowledge.qdrant_path, knowledge.qdrant_url)
+    index = open_index(
+        knowledge.collection,
+        Embedder(),  # never loaded: chunks are read back, not searched
+        store=knowledge.store,
+        path=knowledge.qdrant_path,
+        url=knowledge.qdrant_url,
+    )
     try:
-        where = knowledge.qdrant_url or str(knowledge.qdrant_path)
-        yield QdrantChunks(client, knowledge.collection), f"qdrant:{where}#{knowledge.collection}"
+        where = knowledge.qdrant_url or f"{knowledge.store}:{knowledge.qdrant_path}"
+        yield IndexChunks(index), f"qdrant:{where}#{knowledge.collection}"
     finally:
-        client.close()
+        index.close()
 
 
 def prompt_rebuilder(

@@ -9,6 +9,7 @@ millisecond and keeps the ranking identical to local mode's.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,11 @@ class EdgeStore:
         shard.flush()
 
     def retrieve(self, name: str, ids: Sequence[PointId]) -> list[FoundPoint]:
-        records = self._shard(name).retrieve([str(i) for i in ids], True, False)
+        """Points by id; an id that is no UUID (every chunk id is one) is simply not found."""
+        wanted: list[int | uuid.UUID | str] = [str(i) for i in ids if _is_uuid(str(i))]
+        if not wanted:
+            return []
+        records = self._shard(name).retrieve(wanted, True, False)
         return [FoundPoint(str(r.id), 0.0, dict(r.payload or {})) for r in records]
 
     def find(self, name: str, key: str, value: str, limit: int) -> list[FoundPoint]:
@@ -145,3 +150,11 @@ def _edge_point(point: StoredPoint) -> edge.Point:
     sparse = edge.SparseVector(indices=point.sparse.indices, values=point.sparse.values)
     vector: dict[str, Any] = {DENSE: point.dense, SPARSE: sparse}
     return edge.Point(id=point.id, vector=vector, payload=point.payload)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
