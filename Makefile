@@ -39,7 +39,7 @@ pytest: install
 	$(BIN)/python -m pytest -m "not gpu" -p no:cacheprovider
 
 bench: install model
-	$(BIN)/python bench/chat_latency.py
+	$(BIN)/python -m bench.chat_latency
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,7 @@
 
 Starts the real service (prepared Gemma 3 270M on the local CPU engine, MiniLM, Qdrant local mode
 with the sample knowledge base) on a loopback port, asks the sample questions one at a time over
-SSE, and prints client-side figures. Usage: python bench/chat_latency.py [--questions 20]
+SSE, and prints client-side figures. Usage: python -m bench.chat_latency [--questions 20]
 """
 
 from __future__ import annotations
