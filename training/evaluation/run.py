@@ -114,15 +114,14 @@ def _service_planner(
 ) -> Iterator[ServicePlanner]:
     from knowledge.embedding import Embedder
     from knowledge.evaluation import doc_folders
-    from knowledge.index import KnowledgeIndex, open_client
+    from knowledge.index import open_index
     from knowledge.ingest import ingest
     from service.app import build_prompt_layer
 
     local = settings.model_copy(deep=True)
     local.knowledge.collection = "eval"
-    client = open_client(scratch)
+    index = open_index("eval", Embedder(), store=settings.knowledge.store, path=scratch)
     try:
-        index = KnowledgeIndex(client, "eval", Embedder())
         for path in doc_folders(set_dir, options.extra_docs):
             report(f"indexing {path}: {ingest(index, path).summary()}")
         catalog = load_products(local.knowledge.catalog_dir)
@@ -137,7 +136,7 @@ def _service_planner(
         )
         yield ServicePlanner(layer, index, catalog, limits)
     finally:
-        client.close()
+        index.close()
 
 
 def seed_examples(store: Any, dataset_dir: Path) -> int:
