@@ -10,8 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import IdempotencyInProgress, IdempotencyKeyReused
-from service.store.models import IdempotencyRecord, utcnow
-from service.store.tenants import _aware
+from service.store.models import IdempotencyRecord, as_utc, utcnow
 
 KEEP_FOR = timedelta(hours=24)
 STALE_AFTER = timedelta(minutes=10)  # a request that never finished (crash) frees its key
@@ -77,7 +76,7 @@ def _earlier(row: IdempotencyRecord, request_hash: str) -> IdempotencyRecord | N
         )
     if row.status_code is not None:
         return row
-    if utcnow() - _aware(row.created_at) > STALE_AFTER:
+    if utcnow() - as_utc(row.created_at) > STALE_AFTER:
         row.created_at = utcnow()  # the first attempt died without an answer: run again
         return None
     raise IdempotencyInProgress(

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.auth.keys import KeyKind, generate, hash_key
 from service.errors import Conflict, KeyNotFound, TenantNotFound
-from service.store.models import ApiKey, Tenant, utcnow
+from service.store.models import ApiKey, Tenant, as_utc, utcnow
 
 TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is a hint, not an audit log: write it rarely
 
@@ -105,7 +105,7 @@ class TenantStore:
             row = s.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(plain)))
             if row is None or not _is_active(row, utcnow()):
                 return None
-            if row.last_used_at is None or utcnow() - _aware(row.last_used_at) > TOUCH_EVERY:
+            if row.last_used_at is None or utcnow() - as_utc(row.last_used_at) > TOUCH_EVERY:
                 row.last_used_at = utcnow()
                 s.commit()
             return row
@@ -125,12 +125,7 @@ class TenantStore:
         return row
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
-
-
 def _is_active(row: ApiKey, now: datetime) -> bool:
     if row.revoked_at is not None:
         return False
-    return row.expires_at is None or _aware(row.expires_at) > now
+    return row.expires_at is None or as_utc(row.expires_at) > now

@@ -8,12 +8,12 @@ conversation, by activation and canary share.)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from service.store.models import ModelVersion, ModelVersionEvent
+from service.store.models import ModelVersion, ModelVersionEvent, as_utc
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 Status = Literal["candidate", "canary", "active", "retired", "rejected"]
@@ -115,7 +115,7 @@ class ModelVersionOut(BaseModel):
     def of(cls, row: ModelVersion) -> ModelVersionOut:
         return cls(
             id=row.name,
-            created=int(_aware(row.created_at).timestamp()),
+            created=int(as_utc(row.created_at).timestamp()),
             owned_by=row.tenant_id,
             name=row.name,
             adapter=row.adapter,
@@ -161,8 +161,3 @@ class ModelVersionEventOut(BaseModel):
             detail=row.detail,
             created_at=row.created_at,
         )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -7,7 +7,7 @@ recorded as a ModelVersionEvent in the same transaction, with who made it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import Conflict, InvalidRequest, NotFound
-from service.store.models import ModelVersion, ModelVersionEvent, utcnow
+from service.store.models import ModelVersion, ModelVersionEvent, as_utc, utcnow
 
 
 class ModelVersionNotFound(NotFound):
@@ -196,13 +196,18 @@ def _with_status(versions: list[ModelVersion], status: str) -> ModelVersion | No
     return next((v for v in versions if v.status == status), None)
 
 
+def _activated_at(version: ModelVersion) -> datetime:
+    assert version.activated_at is not None  # only versions that were active are compared
+    return as_utc(version.activated_at)
+
+
 def _previously_active(s: Session, versions: list[ModelVersion]) -> ModelVersion | None:
     """The retired version activated most recently, skipping versions that were themselves
     rolled back: rolling back twice goes two steps back, never forward to a bad version."""
     retired = [v for v in versions if v.status == "retired" and v.activated_at is not None]
     rolled_back = _last_action_is(s, [v.id for v in retired], "rolled_back")
     usable = [v for v in retired if v.id not in rolled_back]
-    return max(usable, key=lambda v: _aware(v.activated_at), default=None)
+    return max(usable, key=_activated_at, default=None)
 
 
 def _last_action_is(s: Session, version_ids: list[str], action: str) -> set[str]:
@@ -215,12 +220,6 @@ def _last_action_is(s: Session, version_ids: list[str], action: str) -> set[str]
     for version_id, event_action in s.execute(query):
         last[version_id] = event_action
     return {v for v, a in last.items() if a == action}
-
-
-def _aware(moment: datetime | None) -> datetime:
-    """SQLite hands back naive datetimes; they were written in UTC."""
-    assert moment is not None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _name(row: ModelVersion | None) -> str | None:
