@@ -59,7 +59,9 @@ class EngineSettings(BaseModel):
         default=8, ge=0, description="Stable prompt prefixes whose KV cache the CPU engine keeps."
     )
     adapters_dir: Path | None = Field(
-        default=None, description="LoRA adapters (one folder each) loaded at start."
+        default=None,
+        description="LoRA adapters, one folder each, loaded at start; tunedesk publish copies "
+        "new ones here (default: <data_dir>/adapters).",
     )
 
 
@@ -159,6 +161,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'tunedesk.db'}"
         if self.knowledge.qdrant_path is None and self.knowledge.qdrant_url is None:
             self.knowledge.qdrant_path = self.data_dir / "qdrant"
+        if self.engine.adapters_dir is None:
+            self.engine.adapters_dir = self.data_dir / "adapters"
         return self
 
     @property

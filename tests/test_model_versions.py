@@ -378,3 +378,46 @@ def test_publish_runs_eval_answers_on_the_candidate_and_the_active_version(
     )
     assert json.loads((result.saved / "active.json").read_text())["setup"]["questions"] == 2
     assert client.get("/v1/models/v2").json()["status"] == "candidate"
+
+
+def test_offline_publish_before_start_is_the_version_that_answers(
+    settings: Settings,
+    tiny_adapters: dict[str, Path],
+    tmp_path: Path,
+    embedder: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`make run`'s demo-model step: publish into the database, then the service starts,
+    loads the adapter and answers with it; running the step again changes nothing."""
+    from typer.testing import CliRunner
+
+    from service.app import Overrides, create_app
+    from service.cli import app as cli
+
+    assert settings.model.path is not None and settings.engine.adapters_dir is not None
+    monkeypatch.setenv("TUNEDESK_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("TUNEDESK_MODEL__PATH", str(settings.model.path))
+    monkeypatch.setenv("TUNEDESK_ENGINE__ADAPTERS_DIR", str(settings.engine.adapters_dir))
+    candidate = evaluation(tmp_path / "candidate.json", ACTIVE | {"token_f1": 0.45})
+    active = evaluation(tmp_path / "active.json", ACTIVE | {"variant": "prompted"})
+    args = ["publish", str(tiny_adapters["alpha"]), "--name", "demo-1", "--offline"]
+    args += ["--activate", "--skip-existing", "--candidate-eval", str(candidate)]
+    args += ["--active-eval", str(active)]
+    runner = CliRunner()
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "activated demo-1" in first.output
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 0 and "already registered" in again.output
+    refused = runner.invoke(cli, [*args, "--url", "http://127.0.0.1:9"])
+    assert refused.exit_code == 2 and "--offline writes the database" in refused.output
+
+    with TestClient(create_app(settings, Overrides(embedder=embedder))) as client:
+        client.headers["Authorization"] = f"Bearer {new_key(client)}"
+        assert engine_adapters(client) == ["demo-1"]
+        assert answered_by(client)[:2] == ("demo-1", "demo-1")
+        events = client.get("/v1/models/demo-1/events").json()
+        assert [(e["action"], e["actor"]) for e in events] == [
+            ("registered", "cli"),
+            ("activated", "cli"),
+        ]

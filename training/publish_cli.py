@@ -6,11 +6,15 @@ argument (`tunedesk publish out/adapter --activate`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
+
+from service.errors import TunedeskError
 
 
 class _SingleCommand(TyperGroup):
@@ -72,6 +76,16 @@ def publish(
         ),
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant id the operator key acts for.")] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            help="Write the registry in the database, for a service that is not running yet "
+            "(it loads the adapter when it starts)."
+        ),
+    ] = False,
+    skip_existing: Annotated[
+        bool, typer.Option(help="A version of this name exists already: say so, exit 0.")
+    ] = False,
 ) -> None:
     """Evaluate an adapter against the active version; register it only if no metric is worse
     by more than the margin, then optionally canary or activate it. No restart needed.
@@ -79,7 +93,6 @@ def publish(
     The comparison is saved under <data_dir>/publish/ and in the version's `evaluation`.
     """
     from service.config import Settings
-    from service.versions.cli import models_client
     from training.publish import PublishError, PublishOptions
     from training.publish import publish as run_publish
 
@@ -97,14 +110,38 @@ def publish(
         candidate_eval=candidate_eval,
         active_eval=active_eval,
     )
-    with models_client(url, api_key, tenant) as client:
+    with _registry(settings, offline, url, api_key, tenant) as client:
+        if skip_existing and any(v["name"] == options.name for v in client.versions()["data"]):
+            typer.echo(f"{options.name} is already registered; nothing to publish.")
+            return
         try:
             result = run_publish(options, client, settings, _evaluator(settings, limit))
         except ModuleNotFoundError as exc:
             raise _fail(f"{exc.name} is not installed: pip install 'tunedesk[train]'.") from exc
         except (PublishError, ValueError, FileNotFoundError) as exc:
             raise _fail(f"Not published: {exc}") from exc
+        except TunedeskError as exc:  # the offline registry refused it
+            raise _fail(f"Not published: {exc.message}") from exc
     _report(result)
+
+
+@contextmanager
+def _registry(
+    settings: Any, offline: bool, url: str | None, api_key: str | None, tenant: str | None
+) -> Iterator[Any]:
+    """The running service's /v1/models API, or with --offline the database itself."""
+    if not offline:
+        from service.versions.cli import models_client
+
+        with models_client(url, api_key, tenant) as client:
+            yield client
+        return
+    if url or api_key:
+        raise _fail("--offline writes the database directly: leave out --url and --api-key.", 2)
+    from service.store.models import DEFAULT_TENANT_ID
+    from service.versions.offline import OfflineRegistry
+
+    yield OfflineRegistry.open(settings, tenant or DEFAULT_TENANT_ID)
 
 
 def _newest_dataset(settings: Any) -> Path | None:

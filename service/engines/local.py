@@ -93,7 +93,8 @@ class LocalEngine:
                 f"No model in {self._runtime.model_dir}. Run `tunedesk model prepare` first."
             )
         await asyncio.to_thread(self._runtime.load, self._threads)
-        for path in sorted(self._adapters_dir.iterdir()) if self._adapters_dir else []:
+        folder = self._adapters_dir
+        for path in sorted(folder.iterdir()) if folder and folder.is_dir() else []:
             if (path / "adapter_config.json").is_file():
                 await self.load_adapter(path.name, str(path))
 
