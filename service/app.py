@@ -122,6 +122,7 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
     prompting = build_prompt_layer(settings, catalog, indexes.default)
     version_store = ModelVersionStore(sessions)
     chooser = RegistryVersions(version_store.list_versions, settings.engine.adapter)
+    versions = ModelVersions(version_store, engine, chooser, settings.engine.adapters_dir)
     chat = ChatService(
         store=store,
         indexes=indexes,
@@ -131,6 +132,7 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
         prompting=prompting,
         metrics=metrics,
         versions=chooser,
+        load_adapter=versions.ensure_loaded,
         limits=ChatLimits(
             max_message_chars=settings.chat.max_message_chars,
             history_messages=settings.chat.history_messages,
@@ -165,7 +167,7 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
         conversations=ConversationService(store, catalog, events, metrics),
         demo_keys=DemoKeys(tenants),
         knowledge=KnowledgeAdmin(settings.data_dir, settings.knowledge.max_upload_bytes),
-        versions=ModelVersions(version_store, engine, chooser, settings.engine.adapters_dir),
+        versions=versions,
         webhooks=build_webhooks(sessions, events, settings.webhooks, metrics),
     )
 

@@ -77,6 +77,13 @@ def test_registered_then_activated_version_answers_the_next_question(
     assert [(v["id"], v["object"], v["status"]) for v in listing["data"]] == [
         ("v1", "model", "active")
     ]
+    # an engine that lost the adapter (a restarted vLLM server, a replica that did not
+    # serve the activation) loads it from the adapters folder on the next answer
+    client.app.state.components.engine.runtime.unload_adapter("alpha")  # type: ignore[attr-defined]
+    assert "alpha" not in engine_adapters(client)
+    version_name, adapter, again, _ = answered_by(client)
+    assert (version_name, adapter, again) == ("v1", "alpha", text)
+    assert "alpha" in engine_adapters(client)
 
 
 def test_canary_share_one_routes_every_conversation_and_zero_none(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,7 +20,13 @@ from service.chat.records import answer_record, response
 from service.chat.schemas import ChatRequest, ChatResponse
 from service.chat.turn import Caller, Turn
 from service.engines.base import ChatMessage, Completion, Engine, SamplingParams, TextDelta
-from service.errors import Conflict, InvalidRequest, TunedeskError, UnknownProduct
+from service.errors import (
+    AdapterNotFound,
+    Conflict,
+    InvalidRequest,
+    TunedeskError,
+    UnknownProduct,
+)
 from service.events import EventBus
 from service.metrics import Metrics
 from service.prompting.builder import BuiltPrompt, PromptBuilder
@@ -127,8 +133,12 @@ class ChatService:
         limits: ChatLimits,
         events: EventBus,
         versions: VersionChooser | None = None,
+        load_adapter: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        # loads a chosen adapter the engine does not have (another replica published it, or
+        # the vLLM server restarted); None: such an answer fails with adapter_not_found
+        self._load_adapter = load_adapter
         self._indexes = indexes
         self._bus = events
         self._versions = versions or FixedVersion(limits.adapter)
@@ -347,9 +357,20 @@ class ChatService:
         if turn.canned is not None:
             yield TextDelta(turn.canned)
             return
-        stream = self._engine.stream(turn.prompt.messages, self._limits.sampling, turn.adapter)
-        async for event in stream:
-            yield event
+        started = False
+        try:
+            async for event in self._engine.stream(
+                turn.prompt.messages, self._limits.sampling, turn.adapter
+            ):
+                started = True
+                yield event
+        except AdapterNotFound:
+            if started or turn.adapter is None or self._load_adapter is None:
+                raise
+            await self._load_adapter(turn.adapter)  # then once more, with the adapter loaded
+            stream = self._engine.stream(turn.prompt.messages, self._limits.sampling, turn.adapter)
+            async for event in stream:
+                yield event
 
     def _observe(self, turn: Turn, record: AnswerRecord, completion: Completion | None) -> None:
         labels = (
