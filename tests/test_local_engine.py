@@ -115,3 +115,9 @@ async def test_adapters_switch_per_request_and_load_at_run_time(
     assert await generated_text(engine, question, adapter="alpha") == alpha
     await engine.unload_adapter("beta")
     assert await engine.list_adapters() == ["alpha"]
+    assert await generated_text(engine, question, adapter="alpha") == alpha
+    await engine.unload_adapter("alpha")  # the last one: the plain model answers again
+    assert await engine.list_adapters() == []
+    assert await generated_text(engine, question) == base
+    await engine.load_adapter("alpha", str(tiny_adapters["alpha"]))
+    assert await generated_text(engine, question, adapter="alpha") == alpha

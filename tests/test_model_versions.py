@@ -160,12 +160,14 @@ def test_rollback_restores_the_previous_version_and_everything_is_recorded(
     client.post("/v1/models/v1/activate").raise_for_status()
     client.post("/v1/models/v2/activate").raise_for_status()
     assert client.get("/v1/models/v1").json()["status"] == "retired"
+    assert engine_adapters(client) == ["beta"]  # the retired version's adapter is unloaded
     assert answered_by(client)[:2] == ("v2", "beta")
 
     r = client.post("/v1/models/v2/rollback")
     assert r.status_code == 200, r.text
     assert r.json()["rolled_back"]["status"] == "retired"
     assert r.json()["active"]["name"] == "v1"
+    assert engine_adapters(client) == ["alpha"]  # loaded again, and v2's unloaded
     assert answered_by(client)[:2] == ("v1", "alpha")
 
     # rolling back again goes one more step back (to the default), never forward to v2

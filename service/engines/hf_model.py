@@ -97,7 +97,10 @@ class HFModel:
     def unload_adapter(self, name: str) -> None:
         if name not in self.adapters:
             raise AdapterNotFound(f"No adapter named {name!r} is loaded.")
-        self.model.delete_adapter(name)
+        if len(self.adapters) == 1:  # the last one: back to the plain model, LoRA layers gone
+            self.model = self.model.unload()
+        else:
+            self.model.delete_adapter(name)
         del self.adapters[name]
         self.prefix_cache.drop_adapter(name)
 

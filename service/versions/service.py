@@ -55,6 +55,7 @@ class ModelVersions:
         await self.ensure_loaded((await self.get(tenant_id, name)).adapter)
         row = await asyncio.to_thread(self._store.activate, tenant_id, name, actor)
         self._chooser.invalidate(tenant_id)
+        await self.unload_retired()
         return row
 
     async def canary(self, tenant_id: str, name: str, share: float, actor: str) -> ModelVersion:
@@ -69,6 +70,7 @@ class ModelVersions:
         if result.restored is not None:
             await self.ensure_loaded(result.restored.adapter)
         self._chooser.invalidate(tenant_id)
+        await self.unload_retired()
         return result
 
     async def reject(
@@ -76,7 +78,20 @@ class ModelVersions:
     ) -> ModelVersion:
         row = await asyncio.to_thread(self._store.reject, tenant_id, name, actor, reason)
         self._chooser.invalidate(tenant_id)
+        await self.unload_retired()
         return row
+
+    async def unload_retired(self) -> None:
+        """Free the engine of adapters no version can use any more (vLLM holds at most
+        --max-loras at once). The configured default adapter stays; a retired version that is
+        activated again by a rollback is loaded again."""
+        retired = set(await asyncio.to_thread(self._store.retired_adapters))
+        retired.discard(self._chooser.default_adapter or "")
+        for adapter in sorted(retired & set(await self._engine.list_adapters())):
+            try:
+                await self._engine.unload_adapter(adapter)
+            except TunedeskError as exc:  # already gone: nothing to free
+                logger.info("adapter %r not unloaded: %s", adapter, exc.message)
 
     async def restore(self) -> None:
         """Load the adapters of every active and canary version (at start: a vLLM server that

@@ -85,6 +85,16 @@ class ModelVersionStore:
         with self._sessions() as s:
             return sorted({a for a in s.scalars(query).all() if a is not None})
 
+    def retired_adapters(self) -> list[str]:
+        """Adapters whose every version, in every tenant, is retired or rejected."""
+        query = select(ModelVersion.adapter, ModelVersion.status).where(
+            ModelVersion.adapter.is_not(None)
+        )
+        with self._sessions() as s:
+            rows = s.execute(query).all()
+        live = {a for a, status in rows if status not in ("retired", "rejected")}
+        return sorted({a for a, _ in rows if a is not None and a not in live})
+
     def events(self, tenant_id: str, name: str) -> list[ModelVersionEvent]:
         """The version's audit trail, oldest first."""
         with self._sessions() as s:
