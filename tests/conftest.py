@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -24,6 +29,7 @@ from service.store.tenants import KeySpec
 from tests.tiny_model import build_tiny_adapter, build_tiny_gemma
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SERVED = "tiny-gemma"  # the model name `tunedesk engine serve` serves the tiny model under
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -161,3 +167,36 @@ def db_client(settings: Settings, database_url: str, embedder: Embedder) -> Iter
     with TestClient(app) as test_client:
         test_client.headers["Authorization"] = f"Bearer {new_key(test_client)}"
         yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def engine_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`tunedesk engine serve` on the tiny model, as a separate process."""
+    port = free_port()
+    env = os.environ | {
+        "TUNEDESK_MODEL__PATH": str(tiny_model_dir),
+        "TUNEDESK_ENGINE__SERVED_MODEL_NAME": SERVED,
+        "TUNEDESK_DATA_DIR": str(tmp_path_factory.mktemp("engine-server")),
+    }
+    log = (tmp_path_factory.mktemp("logs") / "engine.log").open("w")
+    cmd = [sys.executable, "-m", "service.cli", "engine", "serve", "--port", str(port)]
+    process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, f"engine server exited; see {log.name}"
+        assert time.monotonic() < deadline, "engine server did not become healthy"
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    yield f"{url}/v1"
+    process.terminate()
+    process.wait(timeout=30)

@@ -205,7 +205,7 @@ def test_ops_endpoints(client: TestClient) -> None:
 def test_engine_down_is_503_and_the_failure_is_recorded(settings: Settings, embedder: Any) -> None:
     from service.app import Overrides, create_app
     from service.engines.vllm import VLLMEngine
-    from tests.test_engine_contract import free_port
+    from tests.conftest import free_port
 
     down = VLLMEngine(f"http://127.0.0.1:{free_port()}/v1", "gemma-3-270m", max_retries=0)
     with TestClient(create_app(settings, Overrides(engine=down, embedder=embedder))) as client:

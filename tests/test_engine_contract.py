@@ -6,60 +6,22 @@ routes) started as its own process on loopback, the same way it talks to `vllm s
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from service.engines.base import ChatMessage, Completion, Engine, SamplingParams, TextDelta
 from service.engines.local import LocalEngine
 from service.engines.vllm import VLLMEngine
 from service.errors import AdapterNotFound, EngineUnavailable, InvalidAdapter
+from tests.conftest import SERVED, free_port
 
-SERVED = "tiny-gemma"
 QUESTION: list[ChatMessage] = [
     {"role": "system", "content": "You are the support assistant of Halcyon Home. " * 8},
     {"role": "user", "content": "My router shows E5."},
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def engine_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`tunedesk engine serve` on the tiny model, as a separate process."""
-    port = free_port()
-    env = os.environ | {
-        "TUNEDESK_MODEL__PATH": str(tiny_model_dir),
-        "TUNEDESK_ENGINE__SERVED_MODEL_NAME": SERVED,
-        "TUNEDESK_DATA_DIR": str(tmp_path_factory.mktemp("engine-server")),
-    }
-    log = (tmp_path_factory.mktemp("logs") / "engine.log").open("w")
-    cmd = [sys.executable, "-m", "service.cli", "engine", "serve", "--port", str(port)]
-    process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, f"engine server exited; see {log.name}"
-        assert time.monotonic() < deadline, "engine server did not become healthy"
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    yield f"{url}/v1"
-    process.terminate()
-    process.wait(timeout=30)
 
 
 @pytest.fixture(params=["local", "vllm"])

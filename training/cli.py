@@ -65,6 +65,22 @@ def dataset_build(
     customer_ratings: Annotated[
         bool, typer.Option(help="Count customers' ratings (agents' always count).")
     ] = True,
+    teacher: Annotated[
+        str | None,
+        typer.Option(
+            help="Distil: an OpenAI-compatible base URL (e.g. http://gpu:8001/v1) whose model "
+            "answers the prompts that have no good answer (unrated, or bad and uncorrected)."
+        ),
+    ] = None,
+    teacher_model: Annotated[
+        str | None, typer.Option(help="The teacher's model name (default: the first it lists).")
+    ] = None,
+    teacher_api_key: Annotated[
+        str, typer.Option(envvar="TUNEDESK_TEACHER_API_KEY", help="Bearer key of the teacher.")
+    ] = "EMPTY",
+    teacher_max_tokens: Annotated[
+        int, typer.Option(min=16, help="Longest teacher answer; a cut-off one is not used.")
+    ] = 512,
 ) -> None:
     """Rated transcripts → a new dataset version (SFT examples and preference pairs).
 
@@ -76,6 +92,7 @@ def dataset_build(
     from training.dataset import BuildOptions, build_dataset
     from training.examples import RatingPolicy
     from training.inputs import chunk_lookup, prompt_rebuilder, transcripts_from
+    from training.teacher import TeacherError, TeacherSettings
     from training.transcripts import TranscriptError
 
     settings = _settings()
@@ -91,11 +108,25 @@ def dataset_build(
             rows, source = transcripts_from(transcripts, settings)
             provenance = source | {"knowledge": knowledge | {"chunks": chunks_from}}
             result = build_dataset(
-                rows, rebuilder, out or settings.data_dir / "datasets", options, provenance
+                rows,
+                rebuilder,
+                out or settings.data_dir / "datasets",
+                options,
+                provenance,
+                TeacherSettings(teacher, teacher_model, teacher_api_key, teacher_max_tokens)
+                if teacher
+                else None,
             )
     except ModuleNotFoundError as exc:
         raise _missing_extra(exc) from exc
-    except (TranscriptError, CatalogError, KnowledgeBaseBusy, ValueError, OSError) as exc:
+    except (
+        TranscriptError,
+        CatalogError,
+        KnowledgeBaseBusy,
+        TeacherError,
+        ValueError,
+        OSError,
+    ) as exc:
         raise _fail(f"Dataset build failed: {exc}") from exc
     _report_build(result.manifest, result.directory, result.created)
 
@@ -112,6 +143,12 @@ def _report_build(manifest: dict[str, Any], directory: Path, created: bool) -> N
     )
     typer.echo(f"prompts: {counts['prompts']}; skipped answers: {counts['skipped_answers']}")
     typer.echo(f"personal data replaced: {counts['pii_replaced']}; removed: {counts['removed']}")
+    if "teacher" in manifest:
+        teacher = manifest["teacher"]
+        typer.echo(
+            f"teacher {teacher['model']} at {teacher['url']}: {teacher['prompts']} prompts, "
+            f"{teacher['counts']}"
+        )
     if counts["sft"]["train"] == 0:
         raise _fail("The dataset has no SFT training examples.")
 

@@ -37,6 +37,7 @@ from training.curation import (
 from training.examples import Derived, PreferencePair, RatingPolicy, SFTExample, derive
 from training.pii import Scrubber, ScrubSettings
 from training.prompts import PromptRebuilder
+from training.teacher import TeacherSettings, distill
 from training.transcripts import Transcript
 
 FORMAT = "tunedesk.dataset/v1"
@@ -69,18 +70,37 @@ def build_dataset(
     out_root: Path,
     options: BuildOptions,
     provenance: dict[str, Any],
+    teacher: TeacherSettings | None = None,
 ) -> BuildResult:
-    """Derive, scrub, de-duplicate, split and write a new dataset version under out_root."""
+    """Derive, scrub, de-duplicate, split and write a new dataset version under out_root.
+
+    With a teacher, the prompts without a good answer get the teacher's answers as SFT
+    examples (training/teacher.py); they train only: the eval split keeps human references.
+    """
     counter = _CountingIterable(transcripts)
-    derived = derive(counter, rebuilder, options.policy)
+    derived = derive(counter, rebuilder, options.policy, unanswered=teacher is not None)
+    distilled = distill(derived.unanswered, teacher) if teacher else None
+    if distilled is not None:
+        derived.sft += distilled.examples
     scrubber = Scrubber(options.scrub)
     sft, pairs, dropped = _curate(derived, options, scrubber)
     split = split_by_conversation(sft, pairs, options.eval_fraction, options.seed)
+    held_out_teacher = [e for e in split.eval if e.origin == "teacher"]
+    split.eval = [e for e in split.eval if e.origin != "teacher"]
     manifest = _manifest(derived, split, options, provenance, counter.count)
     manifest["counts"] |= {
-        "removed": dropped,
+        "removed": dropped | {"teacher_in_eval": len(held_out_teacher)},
         "pii_replaced": dict(sorted(scrubber.counts.items())),
     }
+    if teacher is not None and distilled is not None:
+        manifest["teacher"] = {
+            "url": teacher.url,
+            "model": distilled.model,
+            "max_tokens": teacher.max_tokens,
+            "temperature": teacher.temperature,
+            "prompts": len(derived.unanswered),
+            "counts": dict(sorted(distilled.counts.items())),
+        }
     return _write_version(out_root, split, manifest)
 
 

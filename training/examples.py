@@ -32,7 +32,7 @@ class SFTExample:
     message_id: str
     prompt: list[ChatMessage]
     completion: str
-    origin: Literal["good", "corrected"]
+    origin: Literal["good", "corrected", "teacher"]
     rating_ids: list[str]
     product: str | None
     provenance: str
@@ -61,6 +61,31 @@ class RatingPolicy:
     corrections_from: tuple[str, ...] = ("agent",)
 
 
+@dataclass(frozen=True)
+class Unanswered:
+    """A prompt with no answer to learn from (unrated, or bad and never corrected): what a
+    teacher model is asked for (training/teacher.py)."""
+
+    conversation_id: str
+    message_id: str
+    prompt: list[ChatMessage]
+    rating_ids: list[str]
+    product: str | None
+    provenance: str
+
+    def example(self, completion: str, origin: str) -> SFTExample:
+        return SFTExample(
+            conversation_id=self.conversation_id,
+            message_id=self.message_id,
+            prompt=self.prompt,
+            completion=completion.strip(),
+            origin=origin,  # type: ignore[arg-type]
+            rating_ids=self.rating_ids,
+            product=self.product,
+            provenance=self.provenance,
+        )
+
+
 @dataclass
 class Derived:
     """Everything derived from a batch of transcripts, and why answers were left out."""
@@ -70,6 +95,7 @@ class Derived:
     skipped: Counter[str] = field(default_factory=Counter)
     provenance: Counter[str] = field(default_factory=Counter)
     answers: int = 0
+    unanswered: list[Unanswered] = field(default_factory=list)  # only when asked for
 
 
 @dataclass(frozen=True)
@@ -102,21 +128,46 @@ def correction_of(ratings: Sequence[RatingRecord], policy: RatingPolicy) -> Rati
 
 
 def derive(
-    transcripts: Iterable[Transcript], rebuilder: PromptRebuilder, policy: RatingPolicy
+    transcripts: Iterable[Transcript],
+    rebuilder: PromptRebuilder,
+    policy: RatingPolicy,
+    unanswered: bool = False,
 ) -> Derived:
-    """SFT examples and preference pairs from every rated answer."""
+    """SFT examples and preference pairs from every rated answer; with `unanswered`, also the
+    prompts that have no answer to learn from (unrated answers included), for a teacher."""
     derived = Derived()
     rated: list[_Rated] = []
     for transcript in transcripts:
         for index, message in enumerate(transcript.messages):
-            if message.role == "assistant" and message.ratings:
-                derived.answers += 1
-                item = _rate(transcript, index, rebuilder, policy, derived)
-                if item is not None:
-                    rated.append(item)
-                    _from_one_answer(item, policy, derived)
+            if message.role != "assistant":
+                continue
+            if not message.ratings:
+                if unanswered:  # not a rated answer: counted nowhere but as a teacher's prompt
+                    item = _rate(transcript, index, rebuilder, policy, Derived())
+                    derived.unanswered += [_unanswered(item)] if item else []
+                continue
+            derived.answers += 1
+            item = _rate(transcript, index, rebuilder, policy, derived)
+            if item is None:
+                continue
+            rated.append(item)
+            made = len(derived.sft)
+            _from_one_answer(item, policy, derived)
+            if unanswered and len(derived.sft) == made:
+                derived.unanswered.append(_unanswered(item))
     derived.pairs += _rated_pairs(rated)
     return derived
+
+
+def _unanswered(item: _Rated) -> Unanswered:
+    return Unanswered(
+        conversation_id=item.transcript.conversation_id,
+        message_id=item.message.id,
+        prompt=item.prompt.messages,
+        rating_ids=item.rating_ids,
+        product=item.message.product or item.transcript.product,
+        provenance=item.prompt.provenance,
+    )
 
 
 def _rate(
