@@ -5,10 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# the sample products' tuned adapter and the evaluation that let it through the publish gate
+DEMO_ADAPTER ?= knowledge/sample/adapters/sample-sft-1
+DEMO_EVAL ?= $(DEMO_ADAPTER)/evaluation.json
 
-.PHONY: run install model ingest serve test lint pytest bench clean
+.PHONY: run install model ingest demo-model serve test lint pytest bench clean
 
-run: install model ingest
+run: install model ingest demo-model
 	@echo "Open http://$(HOST):$(PORT)/ to chat, http://$(HOST):$(PORT)/docs for the API."
 	$(BIN)/tunedesk serve --host $(HOST) --port $(PORT)
 
@@ -27,6 +30,12 @@ model: install
 
 ingest: install
 	$(BIN)/tunedesk ingest knowledge/sample/docs --prune
+
+# publishes the demo adapter as the default tenant's active version, once: after that the
+# registry is the operator's (a rollback is not undone by the next `make run`)
+demo-model: install
+	$(BIN)/tunedesk publish $(DEMO_ADAPTER) --offline --activate --skip-existing \
+		--candidate-eval $(DEMO_EVAL) --active-eval $(DEMO_EVAL)
 
 test: lint pytest
 

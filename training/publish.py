@@ -207,7 +207,9 @@ def _ship(
     target = install_adapter(options.adapter_dir, settings.engine.adapters_dir, options.name)
     result.steps.append(f"adapter copied to {target}")
     result.version = registry.register(options.name, options.name, comparison.as_dict())
-    result.steps.append(f"registered {options.name} (the service loaded its adapter)")
+    result.steps.append(
+        f"registered {options.name}: the service loads its adapter (at start if offline)"
+    )
     if options.activate:
         result.version = registry.activate(options.name)
         result.steps.append(f"activated {options.name}")
