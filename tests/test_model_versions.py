@@ -48,6 +48,10 @@ def answered_by(client: TestClient) -> tuple[Any, Any, str, str]:
     answer = client.post("/v1/chat", json={"message": E5}).json()
     conversation = client.get(f"/v1/conversations/{answer['conversation_id']}").json()
     stored = next(m for m in conversation["messages"] if m["id"] == answer["message_id"])
+    assert (answer["model_version"], answer["adapter"]) == (
+        stored["model_version"],
+        stored["adapter"],
+    )  # the helpdesk learns which version answered without a second call
     return stored["model_version"], stored["adapter"], answer["answer"], answer["conversation_id"]
 
 

@@ -70,6 +70,8 @@ def response(turn: Turn, message_id: str, record: AnswerRecord) -> ChatResponse:
             "completion_tokens": record.completion_tokens or 0,
         },
         ttft_ms=record.ttft_ms,
+        model_version=record.model_version,
+        adapter=record.adapter,
     )
 
 

@@ -72,6 +72,14 @@ class ChatResponse(BaseModel):
     flags: list[str] = Field(default=[], description="Guardrail flags on the customer's message.")
     usage: dict[str, int]
     ttft_ms: float | None
+    model_version: str | None = Field(
+        default=None,
+        description="The model version that wrote the answer (canary or active); null for the "
+        "configured default and for the brand's fixed replies.",
+    )
+    adapter: str | None = Field(
+        default=None, description="The LoRA adapter that wrote it; null: the base model."
+    )
 
 
 class RatingRequest(BaseModel):
