@@ -61,31 +61,6 @@ class RatingPolicy:
     corrections_from: tuple[str, ...] = ("agent",)
 
 
-@dataclass(frozen=True)
-class Unanswered:
-    """A prompt with no answer to learn from (unrated, or bad and never corrected): what a
-    teacher model is asked for (training/teacher.py)."""
-
-    conversation_id: str
-    message_id: str
-    prompt: list[ChatMessage]
-    rating_ids: list[str]
-    product: str | None
-    provenance: str
-
-    def example(self, completion: str, origin: str) -> SFTExample:
-        return SFTExample(
-            conversation_id=self.conversation_id,
-            message_id=self.message_id,
-            prompt=self.prompt,
-            completion=completion.strip(),
-            origin=origin,  # type: ignore[arg-type]
-            rating_ids=self.rating_ids,
-            product=self.product,
-            provenance=self.provenance,
-        )
-
-
 @dataclass
 class Derived:
     """Everything derived from a batch of transcripts, and why answers were left out."""
@@ -95,7 +70,9 @@ class Derived:
     skipped: Counter[str] = field(default_factory=Counter)
     provenance: Counter[str] = field(default_factory=Counter)
     answers: int = 0
-    unanswered: list[Unanswered] = field(default_factory=list)  # only when asked for
+    # prompts with no answer to learn from, only when asked for: SFT examples of origin
+    # `teacher` whose completion is still empty (training/teacher.py fills it)
+    unanswered: list[SFTExample] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -159,15 +136,8 @@ def derive(
     return derived
 
 
-def _unanswered(item: _Rated) -> Unanswered:
-    return Unanswered(
-        conversation_id=item.transcript.conversation_id,
-        message_id=item.message.id,
-        prompt=item.prompt.messages,
-        rating_ids=item.rating_ids,
-        product=item.message.product or item.transcript.product,
-        provenance=item.prompt.provenance,
-    )
+def _unanswered(item: _Rated) -> SFTExample:
+    return _sft(item, "", "teacher", item.rating_ids)
 
 
 def _rate(

@@ -10,10 +10,10 @@ scrubbed like every other example; the manifest records the endpoint, the model 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from training.examples import SFTExample, Unanswered
+from training.examples import SFTExample
 
 
 class TeacherError(RuntimeError):
@@ -42,7 +42,7 @@ class Distilled:
     model: str | None = None
 
 
-def distill(items: list[Unanswered], settings: TeacherSettings) -> Distilled:
+def distill(items: list[SFTExample], settings: TeacherSettings) -> Distilled:
     """Ask the teacher for an answer to every prompt; an empty or failed answer is counted,
     not fatal, unless the endpoint is unusable (then TeacherError before anything is asked)."""
     import openai
@@ -73,7 +73,7 @@ def distill(items: list[Unanswered], settings: TeacherSettings) -> Distilled:
             result.counts["empty"] += 1
             continue
         result.counts["answered"] += 1
-        result.examples.append(item.example(answer, "teacher"))
+        result.examples.append(replace(item, completion=answer))
     return result
 
 
@@ -89,7 +89,7 @@ def _first_model(client: Any, url: str) -> str:
     return str(models[0])
 
 
-def _ask(client: Any, model: str, item: Unanswered, settings: TeacherSettings) -> tuple[str, str]:
+def _ask(client: Any, model: str, item: SFTExample, settings: TeacherSettings) -> tuple[str, str]:
     """The answer's text and finish reason."""
     reply = client.chat.completions.create(
         model=model,

@@ -10,12 +10,11 @@ learns of a change made here when it restarts, so use the HTTP API there.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from service.config import Settings
-from service.errors import InvalidAdapter
 from service.versions.schemas import ModelVersionOut
+from service.versions.service import adapter_folder
 from service.versions.store import ModelVersionStore, NewVersion
 
 ACTOR = "cli"  # the audit trail's actor for changes made on the server's machine
@@ -54,8 +53,8 @@ class OfflineRegistry:
     def register(
         self, name: str, adapter: str | None, evaluation: dict[str, Any] | None
     ) -> dict[str, Any]:
-        if adapter is not None:
-            self._check_installed(adapter)
+        if adapter is not None:  # the service loads it from there when it starts
+            adapter_folder(self._adapters_dir, adapter)
         new = NewVersion(name, adapter, self._base_model, evaluation)
         return _json(ModelVersionOut.of(self._store.register(self._tenant, new, ACTOR)))
 
@@ -65,14 +64,6 @@ class OfflineRegistry:
     def canary(self, name: str, share: float) -> dict[str, Any]:
         row = self._store.set_canary(self._tenant, name, share, ACTOR)
         return _json(ModelVersionOut.of(row))
-
-    def _check_installed(self, adapter: str) -> None:
-        """The service will load it from the adapters folder at start: it must be there."""
-        folder: Path | None = self._adapters_dir / adapter if self._adapters_dir else None
-        if folder is None or not (folder / "adapter_config.json").is_file():
-            raise InvalidAdapter(
-                f"Adapter {adapter!r} is not a LoRA adapter folder in {self._adapters_dir}."
-            )
 
 
 def _json(version: ModelVersionOut) -> dict[str, Any]:

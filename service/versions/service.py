@@ -107,11 +107,17 @@ class ModelVersions:
         """Hot-load `adapter` from the adapters folder unless the engine already serves it."""
         if adapter is None or adapter in await self._engine.list_adapters():
             return
-        folder = self._adapters_dir / adapter if self._adapters_dir else None
-        if folder is None or not (folder / "adapter_config.json").is_file():
-            where = f"in {self._adapters_dir}" if self._adapters_dir else "(no adapters_dir set)"
-            raise InvalidAdapter(
-                f"Adapter {adapter!r} is neither loaded in the engine nor a LoRA adapter folder "
-                f"{where}. Copy it there (tunedesk publish does) and try again."
-            )
+        folder = adapter_folder(self._adapters_dir, adapter)
         await self._engine.load_adapter(adapter, str(folder.resolve()))
+
+
+def adapter_folder(adapters_dir: Path | None, adapter: str) -> Path:
+    """Where the engine loads `adapter` from; InvalidAdapter when it is not there."""
+    folder = adapters_dir / adapter if adapters_dir else None
+    if folder is None or not (folder / "adapter_config.json").is_file():
+        where = f"in {adapters_dir}" if adapters_dir else "(no adapters_dir set)"
+        raise InvalidAdapter(
+            f"Adapter {adapter!r} is neither loaded in the engine nor a LoRA adapter folder "
+            f"{where}. Copy it there (tunedesk publish does) and try again."
+        )
+    return folder
