@@ -180,6 +180,9 @@ def train_sft(
     max_steps: StepsOption = None,
     overrides: SetOption = None,
     resume: ResumeOption = False,
+    init_adapter: Annotated[
+        Path | None, typer.Option(help="An adapter to train further instead of a fresh LoRA.")
+    ] = None,
 ) -> None:
     """Supervised fine-tuning of a LoRA adapter (TRL SFTTrainer + PEFT) on a dataset's SFT part.
 
@@ -187,7 +190,8 @@ def train_sft(
     """
     from training.sft import run_sft
 
-    _train("sft", run_sft, config, dataset, model, output_dir, max_steps, overrides, resume)
+    extra = [*(overrides or []), *([f"init_adapter={init_adapter}"] if init_adapter else [])]
+    _train("sft", run_sft, config, dataset, model, output_dir, max_steps, extra, resume)
 
 
 @train_app.command("dpo")

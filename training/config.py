@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -36,6 +36,17 @@ class LoraSettings(BaseModel):
     )
 
 
+class LossSettings(BaseModel):
+    """What the SFT loss weighs: answer tokens only, the end of turn more (training/loss.py)."""
+
+    end_of_turn_weight: float = Field(
+        default=5.0,
+        ge=1.0,
+        le=100.0,
+        description="Loss weight of `<end_of_turn>`: the base model never emits it unweighted.",
+    )
+
+
 class TrainJob(BaseModel):
     """One training run: what to train on, what to produce, and TRL's settings."""
 
@@ -47,9 +58,16 @@ class TrainJob(BaseModel):
     output_dir: Path = Field(default=Path("var/training/sft"), description="Checkpoints, adapter.")
     split: str = Field(default="sft", description="Dataset part: sft or dpo.")
     init_adapter: Path | None = Field(
-        default=None, description="DPO: continue this SFT adapter; it is also the reference."
+        default=None,
+        description="Train this adapter further (DPO: an SFT adapter, also the reference).",
     )
     lora: LoraSettings = LoraSettings()
+    loss: LossSettings = LossSettings()
+    base_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto",
+        description="Frozen base weights: auto is bfloat16 where the GPU or CPU (AVX-512 BF16, "
+        "AMX) computes it natively, else float32. LoRA weights stay float32.",
+    )
     trainer: dict[str, Any] = Field(
         default_factory=dict, description="Fields of TRL's SFTConfig / DPOConfig."
     )

@@ -16,9 +16,9 @@ from training.runs import (
     Report,
     RunResult,
     finish_run,
-    lora_config,
     prepare_inputs,
     resume_point,
+    starting_point,
 )
 
 DPO_DEFAULTS: dict[str, Any] = {
@@ -65,15 +65,13 @@ def run_dpo(job: TrainJob, base_model: Path, resume: bool, report: Report = prin
 
 def _models(model: Any, base_model: Path, job: TrainJob) -> tuple[Any, Any, Any]:
     """(policy, reference, peft_config) for a fresh LoRA or for continuing an SFT adapter."""
+    policy, peft_config = starting_point(model, job)
     if job.init_adapter is None:
-        return model, None, lora_config(job.lora)
+        return policy, None, peft_config
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    if not (job.init_adapter / "adapter_config.json").is_file():
-        raise ConfigError(f"{job.init_adapter} is not a LoRA adapter (no adapter_config.json)")
-    policy = PeftModel.from_pretrained(model, str(job.init_adapter), is_trainable=True)
     frozen = AutoModelForCausalLM.from_pretrained(str(base_model), dtype=torch.float32)
     reference = PeftModel.from_pretrained(frozen, str(job.init_adapter)).merge_and_unload()
     return policy, reference.eval(), None

@@ -1,0 +1,106 @@
+"""The SFT loss on answer positions only: the same loss and gradients as the full-vocabulary
+one, the end of turn weighted as configured, and the progress a long run prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from service.engines.chat_template import END_OF_TURN
+from training.loss import IGNORE, AnswerLoss
+from training.progress import ProgressReport
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir: Path) -> tuple[Any, Any]:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
+    lora = LoraConfig(task_type="CAUSAL_LM", r=4, target_modules="all-linear", lora_dropout=0)
+    return tokenizer, get_peft_model(model, lora)
+
+
+def batch(tokenizer: Any) -> dict[str, torch.Tensor]:
+    """Two chat rows of different lengths, right-padded, labelled on the answer only."""
+    rows = []
+    for question, answer in [("E5 on my router?", "Restart the modem [1]."), ("E3?", "Plug in.")]:
+        prompt = [{"role": "user", "content": question}]
+        start = len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"])
+        full = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": answer}])
+        rows.append((full["input_ids"], start))
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.zeros(len(rows), width, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    labels = torch.full_like(input_ids, IGNORE)
+    for i, (ids, start) in enumerate(rows):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        attention[i, : len(ids)] = 1
+        labels[i, start : len(ids)] = torch.tensor(ids[start:])
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+
+def lora_grads(model: Any) -> list[torch.Tensor]:
+    grads = [p.grad.clone() for n, p in model.named_parameters() if "lora_" in n]
+    model.zero_grad()
+    return grads
+
+
+def test_answer_loss_equals_the_full_vocabulary_loss_with_its_gradients(
+    tiny: tuple[Any, Any],
+) -> None:
+    tokenizer, model = tiny
+    inputs = batch(tokenizer)
+    eot = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    expected = model(**inputs).loss  # transformers' own: every position through the head
+    expected.backward()
+    reference = lora_grads(model)
+    parts = AnswerLoss(eot, end_of_turn_weight=1.0)(model, inputs)
+    parts.loss.backward()
+    assert torch.allclose(parts.loss, expected, atol=1e-5)
+    for got, want in zip(lora_grads(model), reference, strict=True):
+        assert torch.allclose(got, want, atol=1e-5)
+    assert parts.labelled == int((inputs["labels"][:, 1:] != IGNORE).sum())
+    assert parts.end_of_turn_prob is not None and 0 < parts.end_of_turn_prob < 1
+
+
+def test_the_end_of_turn_weighs_as_configured(tiny: tuple[Any, Any]) -> None:
+    tokenizer, model = tiny
+    inputs = batch(tokenizer)
+    eot = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in inputs.items() if k != "labels"}).logits[:, :-1]
+        targets = inputs["labels"][:, 1:]
+        mask = targets != IGNORE
+        per_token = torch.nn.functional.cross_entropy(logits[mask], targets[mask], reduction="none")
+        weights = torch.where(targets[mask] == eot, 5.0, 1.0)
+        assert int((targets[mask] == eot).sum()) == 2  # one end of turn per answer
+        weighted = AnswerLoss(eot, end_of_turn_weight=5.0)(model, inputs).loss
+    assert torch.allclose(weighted, (per_token * weights).sum() / mask.sum(), atol=1e-5)
+    assert weighted > per_token.mean()
+
+
+def test_progress_lines_say_step_speed_and_time_left() -> None:
+    lines: list[str] = []
+    progress = ProgressReport(lines.append)
+
+    class State:
+        global_step = 0
+        max_steps = 40
+
+    class Args:
+        save_steps = 10
+        output_dir = "var/training/sft/checkpoints"
+
+    progress.on_train_begin(Args(), State(), None)
+    for step, tokens in [(10, 5000), (20, 10000)]:
+        State.global_step = step
+        logs = {"loss": 1.5, "mean_token_accuracy": 0.5, "end_of_turn_prob": 0.2}
+        progress.on_log(Args(), State(), None, logs=logs | {"num_tokens": tokens})
+    assert "Training 40 steps" in lines[0] and "--resume" in lines[0]
+    assert lines[1].startswith("step 10/40 | loss 1.500 | accuracy 0.50 | p(end of turn) 0.200")
+    assert "tokens/s" in lines[2] and "min left" in lines[2]
