@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from knowledge.catalog import (
     ProductCatalog,
@@ -41,6 +41,7 @@ from service.metrics import Metrics, install_request_metrics
 from service.nul_guard import NulGuard
 from service.openai_compat.routes import router as openai_router
 from service.openapi import install_openapi
+from service.ops.routes import router as ops_router
 from service.prompting.builder import PromptBudget, PromptBuilder, token_counter
 from service.prompting.examples import ExampleStore
 from service.prompting.guardrails import Guardrails
@@ -152,6 +153,7 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
     )
     return Components(
         settings=settings,
+        database=db,
         store=store,
         index=indexes.default,
         indexes=indexes,
@@ -211,6 +213,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             await components.webhooks.aclose()
             await components.engine.aclose()
             components.index.close()
+            components.database.dispose()
 
     app = FastAPI(
         title="tunedesk",
@@ -234,7 +237,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     app.include_router(admin_router)
     app.include_router(webhooks_router)
     app.include_router(web_router)
-    _add_ops_routes(app, components)
+    app.include_router(ops_router)
     return app
 
 
@@ -255,19 +258,3 @@ def _limit_body_size(app: FastAPI, limit: int, upload_limit: int) -> None:
             message = f"Request body is {length} bytes; the limit is {limit_here} bytes."
             return JSONResponse(error_body("invalid_request", message, "body_too_large"), 413)
         return await call_next(request)
-
-
-def _add_ops_routes(app: FastAPI, components: Components) -> None:
-    @app.get("/healthz", tags=["ops"], summary="Liveness and readiness")
-    async def healthz() -> JSONResponse:
-        engine = await components.engine.health()
-        body = {
-            "status": "ok" if engine.ok else "degraded",
-            "engine": {"ok": engine.ok, "model": engine.model, "detail": engine.detail},
-            "knowledge": {"chunks": components.index.count()},
-        }
-        return JSONResponse(body, status_code=200 if engine.ok else 503)
-
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return components.metrics.render()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import Engine as Database
 
 from knowledge.catalog import ProductCatalog
 from knowledge.index import KnowledgeIndex
@@ -36,6 +37,7 @@ class Components:
     """Everything a request may need, built once per app."""
 
     settings: Settings
+    database: Database
     store: ConversationStore
     index: KnowledgeIndex  # the default tenant's
     indexes: TenantIndexes

@@ -1,0 +1,1 @@
+"""Operations routes: liveness/readiness and Prometheus metrics, no key needed."""
