@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,29 @@ from service.store.tenants import KeySpec
 from tests.tiny_model import build_tiny_adapter, build_tiny_gemma
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+LIBC = ctypes.CDLL(None, use_errno=True)  # the C library the interpreter runs on
 SERVED = "tiny-gemma"  # the model name `tunedesk engine serve` serves the tiny model under
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Free what the test's apps and engines held before the next test builds its own.
+
+    An app is a web of reference cycles (routes, middleware, components), so only the cyclic
+    collector frees it; left to its thresholds, several apps' models and clients pile up first.
+    """
+    try:
+        yield
+    finally:
+        gc.collect()
+        _return_free_memory()
+
+
+def _return_free_memory() -> None:
+    """Hand freed heap pages back to the kernel (glibc keeps them otherwise), so RSS falls."""
+    trim = getattr(LIBC, "malloc_trim", None)  # glibc only; elsewhere the next test reuses them
+    if trim is not None:
+        trim(0)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -186,17 +212,46 @@ def engine_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
     }
     log = (tmp_path_factory.mktemp("logs") / "engine.log").open("w")
     cmd = [sys.executable, "-m", "service.cli", "engine", "serve", "--port", str(port)]
-    process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, f"engine server exited; see {log.name}"
-        assert time.monotonic() < deadline, "engine server did not become healthy"
+    with log, start_child(cmd, env=env, stdout=log, stderr=subprocess.STDOUT) as process:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, f"engine server exited; see {log.name}"
+            assert time.monotonic() < deadline, "engine server did not become healthy"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        yield f"{url}/v1"
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: have the kernel send SIGTERM when the parent dies.
+
+    That covers a pytest killed with SIGKILL, where no finalizer runs. The signal follows the
+    parent *thread*, so fixture processes are started from pytest's main thread.
+    """
+    if LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@contextmanager
+def start_child(cmd: list[str], **popen: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """A fixture process that dies with the test session: stopped on exit, or by the kernel."""
+    preexec = _die_with_parent if sys.platform == "linux" else None
+    process = subprocess.Popen(cmd, preexec_fn=preexec, **popen)
+    try:
+        yield process
+    finally:
+        process.terminate()
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    yield f"{url}/v1"
-    process.terminate()
-    process.wait(timeout=30)
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
