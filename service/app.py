@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from knowledge.catalog import (
     ProductCatalog,
@@ -21,6 +20,7 @@ from knowledge.index import KnowledgeIndex, open_store
 from service.admin.routes import router as admin_router
 from service.auth.authenticate import Authenticator
 from service.auth.cors import WidgetCORSMiddleware
+from service.body_limit import BodyLimit
 from service.chat.ratings import RatingService
 from service.chat.replies import Replies
 from service.chat.routes import router as chat_router
@@ -33,7 +33,7 @@ from service.deps import Components
 from service.engines.base import Engine, SamplingParams
 from service.engines.local import LocalEngine
 from service.engines.vllm import VLLMEngine
-from service.errors import error_body, install_error_handlers
+from service.errors import install_error_handlers
 from service.events import EventBus
 from service.knowledge_admin.routes import router as knowledge_router
 from service.knowledge_admin.service import KnowledgeAdmin
@@ -225,8 +225,9 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     install_error_handlers(app)
     install_openapi(app)
     install_request_metrics(app, components.metrics)
-    _limit_body_size(app, settings.max_body_bytes, settings.knowledge.max_upload_bytes)
     app.add_middleware(NulGuard)
+    upload_limit = settings.knowledge.max_upload_bytes
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, upload_limit=upload_limit)
     app.add_middleware(WidgetCORSMiddleware, tenants=components.tenants)
     app.include_router(chat_router)
     app.include_router(conversations_router)
@@ -246,15 +247,3 @@ async def _warm_up(components: Components) -> None:
     import asyncio
 
     await asyncio.to_thread(components.index.embedder.embed, ["warm up"])
-
-
-def _limit_body_size(app: FastAPI, limit: int, upload_limit: int) -> None:
-    @app.middleware("http")
-    async def _check(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        uploading = request.url.path == "/v1/knowledge/documents"
-        limit_here = upload_limit * 10 if uploading else limit  # several documents per upload
-        if length is not None and length.isdigit() and int(length) > limit_here:
-            message = f"Request body is {length} bytes; the limit is {limit_here} bytes."
-            return JSONResponse(error_body("invalid_request", message, "body_too_large"), 413)
-        return await call_next(request)
