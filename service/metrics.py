@@ -55,6 +55,12 @@ class Metrics:
             "Answers given, by outcome (stop, length, handoff, out_of_scope, error, ...).",
             [*ANSWER_LABELS, "outcome"],
         )
+        self.cleaned_answers = self._counter(
+            "tunedesk_cleaned_answers",
+            "Answers whose model text was cut (cut_debris, cut_repeat) or replaced by the "
+            "low-confidence reply (prompt_leak), by reason and rule.",
+            ["tenant", "product", "model_version", "reason", "rule", "replaced"],
+        )
         self.handoffs = self._counter(
             "tunedesk_handoffs",
             "Conversations handed to a human.",

@@ -65,6 +65,19 @@ async def test_greedy_output_is_the_same_on_every_engine(
     assert text_of(await collect(engine)) == text_of(await collect(reference))
 
 
+async def test_a_stop_string_ends_the_answer_before_it(engine: Engine) -> None:
+    free = await collect(engine, max_tokens=24)
+    text = text_of(free)
+    stop = text[len(text) // 2 : len(text) // 2 + 3]  # three characters from the middle
+    params = SamplingParams(max_tokens=24, stop=(stop,))
+    events: list[object] = [e async for e in engine.stream(QUESTION, params)]
+    last, unstopped = events[-1], free[-1]
+    assert isinstance(last, Completion) and isinstance(unstopped, Completion)
+    assert text_of(events) == text[: text.find(stop)]  # the stop string itself is not sent
+    assert (last.finish_reason, last.stop_sequence) == ("stop", stop)
+    assert last.completion_tokens < unstopped.completion_tokens  # it stopped generating
+
+
 async def test_adapters_load_switch_and_unload_at_run_time(
     engine: Engine, tiny_adapters: dict[str, Path]
 ) -> None:

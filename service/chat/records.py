@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from knowledge.index import SearchHit
+from service.chat.hygiene import Cleaned
 from service.chat.schemas import ChatResponse, HandoffOut, Source
 from service.chat.turn import Turn
 from service.engines.base import Completion
@@ -14,19 +15,24 @@ from service.store.repository import AnswerRecord
 
 def answer_record(
     turn: Turn,
-    answer: str,
+    answer: Cleaned,
     completion: Completion | None,
     ttft_ms: float | None,
     latency_ms: float,
     error: TunedeskError | None,
+    raw: str = "",
 ) -> AnswerRecord:
-    """Everything that produced this answer, stored beside it."""
+    """Everything that produced this answer, stored beside it: when hygiene cut or replaced
+    the model's text, that text too, and the rule in `flags`."""
     prompt, template = turn.prompt, turn.prompt.template
+    verdict = answer.verdict
     return AnswerRecord(
-        content=answer.strip(),
+        content=answer.text,
+        raw_content=raw if verdict else None,
+        flags=[f"{verdict.reason}:{verdict.rule}"] if verdict else [],
         product=turn.product,
         sources=[source(i, h).model_dump() for i, h in enumerate(prompt.sources, 1)],
-        citations=cited_numbers(answer, len(prompt.sources)),
+        citations=[] if answer.replaced else cited_numbers(answer.text, len(prompt.sources)),
         prompt_template_id=None if turn.canned else PROMPT_TEMPLATE_ID,
         prompt_template_version=None if turn.canned else PROMPT_TEMPLATE_VERSION,
         troubleshooting_template_id=template.id if template else None,
@@ -37,7 +43,7 @@ def answer_record(
         completion_tokens=completion.completion_tokens if completion else None,
         ttft_ms=ttft_ms,
         latency_ms=latency_ms,
-        finish_reason=finish_reason(turn, completion, error),
+        finish_reason=finish_reason(turn, answer, completion, error),
         error=error.message if error else None,
         prompt=[{"role": m["role"], "content": m["content"]} for m in prompt.messages],
         example_ids=[e.id for e in prompt.examples],
@@ -45,15 +51,21 @@ def answer_record(
     )
 
 
-def finish_reason(turn: Turn, completion: Completion | None, error: TunedeskError | None) -> str:
+def finish_reason(
+    turn: Turn, answer: Cleaned, completion: Completion | None, error: TunedeskError | None
+) -> str:
     if turn.outcome is not None:
         return turn.outcome
+    if answer.verdict is not None:
+        return answer.verdict.reason
     if completion is not None:
         return completion.finish_reason
     return "error" if error is not None else "cancelled"
 
 
-def response(turn: Turn, message_id: str, record: AnswerRecord) -> ChatResponse:
+def response(
+    turn: Turn, message_id: str, record: AnswerRecord, replaced: bool = False
+) -> ChatResponse:
     return ChatResponse(
         conversation_id=turn.conversation_id,
         message_id=message_id,
@@ -72,6 +84,8 @@ def response(turn: Turn, message_id: str, record: AnswerRecord) -> ChatResponse:
         ttft_ms=record.ttft_ms,
         model_version=record.model_version,
         adapter=record.adapter,
+        replaced=replaced,
+        cleaned=record.flags[0] if record.flags else None,
     )
 
 

@@ -80,6 +80,16 @@ class ChatResponse(BaseModel):
     adapter: str | None = Field(
         default=None, description="The LoRA adapter that wrote it; null: the base model."
     )
+    replaced: bool = Field(
+        default=False,
+        description="The streamed `token` events are not the answer (the model copied its "
+        "rules, or text already sent was cut): show `answer` in their place.",
+    )
+    cleaned: str | None = Field(
+        default=None,
+        description="Why the model's text was cut or replaced, as reason:rule, e.g. "
+        "cut_debris:sources_list, cut_repeat:repeated_sentence, prompt_leak:rules_copy.",
+    )
 
 
 class RatingRequest(BaseModel):

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
+from contextlib import aclosing
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from knowledge.catalog import ProductCatalog, SystemPrompt
 from knowledge.index import KnowledgeIndex, SearchHit
+from service.chat.hygiene import AnswerGuard, Cleaned, Hygiene
 from service.chat.records import answer_record, response
 from service.chat.schemas import ChatRequest, ChatResponse
 from service.chat.turn import Caller, Turn
@@ -67,6 +69,51 @@ class ChatLimits:
     adapter: str | None = None
     max_examples: int = 2
     example_similarity: float = 0.75
+
+
+@dataclass
+class _Answering:
+    """One answer on its way out: the model's raw text, what hygiene lets through, usage."""
+
+    guard: AnswerGuard | None  # None: one of the brand's fixed texts
+    raw: str = ""
+    deltas: int = 0
+    completion: Completion | None = None
+    first_token_at: float | None = None
+
+    def take(self, event: TextDelta | Completion) -> str:
+        """The text to send for this engine event."""
+        if isinstance(event, Completion):
+            self.completion = event
+            if event.stop_sequence is not None and self.guard is not None:
+                self.guard.stopped_on(event.stop_sequence)
+            return ""
+        self.first_token_at = self.first_token_at or time.perf_counter()
+        self.raw += event.text
+        self.deltas += 1
+        return self.guard.feed(event.text) if self.guard else event.text
+
+    @property
+    def cut(self) -> bool:
+        return self.guard is not None and self.guard.verdict is not None
+
+    @property
+    def retracted(self) -> bool:
+        return self.guard is not None and self.guard.retracted
+
+    def finish(self) -> str:
+        return self.guard.finish() if self.guard else ""
+
+    def cleaned(self) -> Cleaned:
+        return self.guard.result() if self.guard else Cleaned(self.raw.strip())
+
+    def usage(self, turn: Turn) -> Completion | None:
+        """The engine's own counts; for an answer cut short (the engine stream closed before
+        its last event), one delta per generated token and the prompt builder's count."""
+        if self.completion is not None or not self.cut:
+            return self.completion
+        prompt_tokens = turn.prompt.token_counts.get("total", 0)
+        return Completion(prompt_tokens, self.deltas, None, "stop")
 
 
 class VersionChooser(Protocol):
@@ -147,9 +194,17 @@ class ChatService:
         self._prompting = prompting
         self._metrics = metrics
         self._limits = limits
+        self._hygiene = Hygiene(prompting.system)
+        self._stops = self._hygiene.stop_strings()
 
-    async def start_turn(self, request: ChatRequest, caller: Caller | None = None) -> Turn:
-        """Validate, store the customer's message, then hand off or build the prompt."""
+    async def start_turn(
+        self,
+        request: ChatRequest,
+        caller: Caller | None = None,
+        sampling: SamplingParams | None = None,
+    ) -> Turn:
+        """Validate, store the customer's message, then hand off or build the prompt.
+        `sampling` (from `self.sampling(...)`) is this request's own; None: the configured."""
         received = time.perf_counter()
         self._check_length(request.message)
         caller = caller or Caller()
@@ -185,6 +240,7 @@ class ChatService:
             caller=caller,
             model_version=version,
             flags=flags,
+            sampling=sampling,
         )
 
     async def preview(
@@ -324,62 +380,89 @@ class ChatService:
         return hits
 
     async def stream(self, turn: Turn) -> AsyncGenerator[ChatEvent]:
-        """Token events, then one Final (preceded by a Failure if generation broke off)."""
-        pieces: list[str] = []
-        completion: Completion | None = None
+        """Token events, then one Final (preceded by a Failure if generation broke off).
+
+        Hygiene judges the text as it streams: at debris or a repeat the engine stream is
+        closed (the generation stops) and the answer ends there; a leak of the rules is
+        replaced, and the Final says so (`replaced`)."""
+        answer = _Answering(None if turn.canned is not None else self._hygiene_for(turn))
         error: TunedeskError | None = None
-        first_token_at: float | None = None
         try:
-            async for event in self._events(turn):
-                if isinstance(event, TextDelta):
-                    first_token_at = first_token_at or time.perf_counter()
-                    pieces.append(event.text)
-                    yield Token(event.text)
-                else:
-                    completion = event
+            async with aclosing(self._events(turn)) as events:
+                async for event in events:
+                    if text := answer.take(event):
+                        yield Token(text)
+                    if answer.cut:
+                        break  # leaving the block closes the engine stream: generation stops
+            if rest := answer.finish():
+                yield Token(rest)
         except TunedeskError as exc:
             error = exc
         finally:  # also on cancellation: what was generated is stored
-            ttft = (first_token_at - turn.received_at) * 1000 if first_token_at else None
-            latency = (time.perf_counter() - turn.received_at) * 1000
-            record = answer_record(turn, "".join(pieces), completion, ttft, latency, error)
-            self._observe(turn, record, completion)
+            answer.finish()
+            record = self._record(turn, answer, error)
+            self._observe(turn, record, answer.usage(turn))
             saved = await asyncio.shield(
                 asyncio.to_thread(self._store.add_answer, turn.conversation_id, record)
             )
-        if error is not None and not pieces:
+        if error is not None and not answer.raw:
             raise error  # nothing streamed yet: the caller answers with a plain error status
         if error is not None:
             yield Failure(error.code, error.message)
-        yield Final(response(turn, saved.id, record))
+        yield Final(response(turn, saved.id, record, answer.retracted))
+
+    def _hygiene_for(self, turn: Turn) -> AnswerGuard:
+        return self._hygiene.guard([hit.text for hit in turn.prompt.sources])
+
+    def _record(self, turn: Turn, answer: _Answering, error: TunedeskError | None) -> AnswerRecord:
+        ttft = (answer.first_token_at - turn.received_at) * 1000 if answer.first_token_at else None
+        latency = (time.perf_counter() - turn.received_at) * 1000
+        usage = answer.usage(turn)
+        return answer_record(turn, answer.cleaned(), usage, ttft, latency, error, answer.raw)
+
+    def sampling(self, max_tokens: int | None, temperature: float | None) -> SamplingParams:
+        """The configured sampling with a request's own length and temperature: max_tokens
+        above the configured cap is clamped to it (the answer then ends with `length`)."""
+        configured = self._limits.sampling
+        return replace(
+            configured,
+            max_tokens=min(max_tokens or configured.max_tokens, configured.max_tokens),
+            temperature=configured.temperature if temperature is None else temperature,
+        )
 
     async def _events(self, turn: Turn) -> AsyncGenerator[TextDelta | Completion]:
         if turn.canned is not None:
             yield TextDelta(turn.canned)
             return
+        params = replace(turn.sampling or self._limits.sampling, stop=self._stops)
         started = False
         try:
-            async for event in self._engine.stream(
-                turn.prompt.messages, self._limits.sampling, turn.adapter
-            ):
-                started = True
-                yield event
+            async with aclosing(
+                self._engine.stream(turn.prompt.messages, params, turn.adapter)
+            ) as s:
+                async for event in s:
+                    started = True
+                    yield event
         except AdapterNotFound:
             if started or turn.adapter is None or self._load_adapter is None:
                 raise
             await self._load_adapter(turn.adapter)  # then once more, with the adapter loaded
-            stream = self._engine.stream(turn.prompt.messages, self._limits.sampling, turn.adapter)
-            async for event in stream:
-                yield event
+            async with aclosing(
+                self._engine.stream(turn.prompt.messages, params, turn.adapter)
+            ) as s:
+                async for event in s:
+                    yield event
 
     def _observe(self, turn: Turn, record: AnswerRecord, completion: Completion | None) -> None:
-        labels = (
-            turn.caller.tenant_id,
-            turn.product or "",
-            turn.model_version or turn.adapter or "base",
-            turn.caller.channel,
-        )
+        version = turn.model_version or turn.adapter or "base"
+        labels = (turn.caller.tenant_id, turn.product or "", version, turn.caller.channel)
         self._metrics.answers.labels(*labels, record.finish_reason or "stop").inc()
+        for flag in record.flags:
+            reason, rule = flag.split(":", 1)
+            replaced = str(record.content == self._hygiene.fallback).lower()
+            self._metrics.cleaned_answers.labels(
+                turn.caller.tenant_id, turn.product or "", version, reason, rule, replaced
+            ).inc()
         if record.ttft_ms is not None and turn.canned is None:
             self._metrics.ttft_seconds.labels(*labels).observe(record.ttft_ms / 1000)
         if completion is not None:

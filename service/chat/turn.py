@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from service.engines.base import SamplingParams
 from service.prompting.builder import BuiltPrompt
 from service.prompting.guardrails import Handoff
 from service.store.models import DEFAULT_TENANT_ID
@@ -39,3 +40,4 @@ class Turn:
     canned: str | None = None
     outcome: str | None = None  # handoff, out_of_scope or low_confidence when canned
     flags: list[str] = field(default_factory=list)
+    sampling: SamplingParams | None = None  # this request's own; None: the configured one

@@ -23,6 +23,7 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     ignore_eos: bool = False  # generate exactly max_tokens (benchmarks)
+    stop: tuple[str, ...] = ()  # end the answer before the first of these; it is not sent
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Completion:
     completion_tokens: int
     ttft_s: float | None
     finish_reason: Literal["stop", "length", "cancelled"]
+    stop_sequence: str | None = None  # the stop string that ended the answer, if one did
 
 
 EngineEvent = TextDelta | Completion

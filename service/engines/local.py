@@ -20,22 +20,37 @@ from service.engines.base import (
     TextDelta,
 )
 from service.engines.hf_model import HFModel, Prompt
+from service.engines.stops import find_stop, partial_stop
 from service.errors import EngineBusy, EngineUnavailable, ModelNotPrepared
 
 _DONE = object()
 
 
 class _QueueStreamer:
-    """A transformers streamer that decodes incrementally and hands text to the event loop."""
+    """A transformers streamer that decodes incrementally and hands text to the event loop.
 
-    def __init__(self, tokenizer: Any, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]):
+    With stop strings it holds back text that could still become one; on the first it sends
+    what came before, sets `cancel` (generation stops) and remembers it in `stopped_on`."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        loop: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[Any],
+        stops: tuple[str, ...] = (),
+        cancel: threading.Event | None = None,
+    ):
         self._tokenizer = tokenizer
         self._loop = loop
         self._queue = queue
+        self._stops = stops
+        self._cancel = cancel
         self._ids: list[int] = []
+        self._text = ""
         self._sent = 0
         self._prompt_seen = False
         self.first_token_at: float | None = None
+        self.stopped_on: str | None = None
 
     def put(self, value: Any) -> None:
         if not self._prompt_seen:  # generate() first hands over the prompt itself
@@ -43,16 +58,30 @@ class _QueueStreamer:
             return
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
+        if self.stopped_on is not None:
+            return
         self._ids.extend(int(t) for t in value.reshape(-1).tolist())
         text = self._tokenizer.decode(self._ids, skip_special_tokens=True)
         if text.endswith("\ufffd"):  # half a UTF-8 character: wait for the rest
             return
-        if len(text) > self._sent:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, TextDelta(text[self._sent :]))
-            self._sent = len(text)
+        self._text = text
+        if (hit := find_stop(text, self._stops)) is not None:
+            self.stopped_on = hit[1]
+            if self._cancel is not None:
+                self._cancel.set()
+            self._send(hit[0])
+        else:
+            self._send(len(text) - partial_stop(text, self._stops))
 
     def end(self) -> None:
-        pass
+        if self.stopped_on is None:
+            self._send(len(self._text))  # what was held back for a stop string that never came
+
+    def _send(self, end: int) -> None:
+        if end > self._sent:
+            delta = TextDelta(self._text[self._sent : end])
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, delta)
+            self._sent = end
 
 
 class LocalEngine:
@@ -154,7 +183,7 @@ class LocalEngine:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancel = threading.Event()
-        streamer = _QueueStreamer(self._runtime.tokenizer, loop, queue)
+        streamer = _QueueStreamer(self._runtime.tokenizer, loop, queue, params.stop, cancel)
         started = time.perf_counter()
 
         def work() -> None:
@@ -186,14 +215,16 @@ class LocalEngine:
         streamer: _QueueStreamer,
         started: float,
     ) -> Completion:
-        if cancel.is_set():
-            reason: Any = "cancelled"
+        if streamer.stopped_on is not None:
+            reason: Any = "stop"
+        elif cancel.is_set():
+            reason = "cancelled"
         elif generated and generated[-1] in self._runtime.stop_ids:
             reason = "stop"
         else:
             reason = "length" if len(generated) >= params.max_tokens else "stop"
         ttft = streamer.first_token_at - started if streamer.first_token_at else None
-        return Completion(len(prompt.ids), len(generated), ttft, reason)
+        return Completion(len(prompt.ids), len(generated), ttft, reason, streamer.stopped_on)
 
 
 class _AllSlots:

@@ -128,6 +128,7 @@ class VLLMEngine:
         first: float | None = None
         usage: Any = None
         finish = "cancelled"
+        stopped_on: str | None = None
         try:
             async for chunk in stream:
                 usage = chunk.usage or usage
@@ -137,6 +138,7 @@ class VLLMEngine:
                         yield TextDelta(choice.delta.content)
                     if choice.finish_reason:
                         finish = FINISH.get(choice.finish_reason, "stop")
+                        stopped_on = _stop_string(choice, params.stop)
         except (openai.APIError, httpx.HTTPError) as exc:
             raise EngineUnavailable(f"vLLM stream broke off: {exc}") from exc
         finally:
@@ -144,7 +146,13 @@ class VLLMEngine:
         ttft = first - started if first else None
         prompt_tokens = usage.prompt_tokens if usage else 0
         completion_tokens = usage.completion_tokens if usage else 0
-        yield Completion(prompt_tokens, completion_tokens, ttft, finish)  # type: ignore[arg-type]
+        yield Completion(
+            prompt_tokens,
+            completion_tokens,
+            ttft,
+            finish,  # type: ignore[arg-type]
+            stopped_on,
+        )
 
     async def _open(
         self, messages: Sequence[ChatMessage], params: SamplingParams, adapter: str | None
@@ -159,6 +167,7 @@ class VLLMEngine:
                 temperature=params.temperature,
                 top_p=params.top_p,
                 seed=params.seed,
+                stop=list(params.stop) or None,
                 extra_body={"ignore_eos": True} if params.ignore_eos else None,
             )
         except openai.NotFoundError as exc:
@@ -169,6 +178,12 @@ class VLLMEngine:
             if exc.status_code == 429 or exc.status_code >= 500:
                 raise EngineUnavailable(f"vLLM answered {exc.status_code}: {exc.message}") from exc
             raise TunedeskError(f"vLLM refused the request: {exc.message}") from exc
+
+
+def _stop_string(choice: Any, stops: tuple[str, ...]) -> str | None:
+    """vLLM names the stop string that ended the answer in `stop_reason` (an EOS id: an int)."""
+    reason = getattr(choice, "stop_reason", None)
+    return reason if isinstance(reason, str) and reason in stops else None
 
 
 def _message(response: httpx.Response) -> str:

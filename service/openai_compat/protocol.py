@@ -24,9 +24,11 @@ class CompletionMessage(BaseModel):
 
 class CompletionRequest(BaseModel):
     """`model` is `tunedesk` (the product is detected) or a product id. System messages are
-    ignored: the tenant's rules decide how the bot behaves. Extensions (send them with the
-    openai client's `extra_body`): `conversation_id` continues a stored conversation, in which
-    case only the last user message is new."""
+    ignored: the tenant's rules decide how the bot behaves. `max_tokens` (or
+    `max_completion_tokens`) above the server's answer cap is clamped to it; `temperature`
+    (0 to 2) is passed to the engine. Extensions (send them with the openai client's
+    `extra_body`): `conversation_id` continues a stored conversation, in which case only the
+    last user message is new."""
 
     model: str = Field(default=AUTO_MODEL, max_length=100)
     messages: list[CompletionMessage] = Field(min_length=1, max_length=200)
@@ -93,10 +95,15 @@ def chunk(
 
 
 def extension(response: ChatResponse) -> dict[str, Any]:
-    return response.model_dump(
-        mode="json",
-        include={"conversation_id", "message_id", "sources", "citations", "handoff", "product"},
-    )
+    """tunedesk's own fields; `answer` too when the streamed content must be replaced by it."""
+    fields = {"conversation_id", "message_id", "sources", "citations", "handoff", "product"}
+    fields |= {"replaced", "cleaned"} | ({"answer"} if response.replaced else set())
+    return response.model_dump(mode="json", include=fields)
+
+
+def max_tokens(request: CompletionRequest) -> int | None:
+    """The answer length asked for (max_completion_tokens wins, as in OpenAI's API)."""
+    return request.max_completion_tokens or request.max_tokens
 
 
 def finish_reason(reason: str) -> str:

@@ -23,6 +23,7 @@ from service.openai_compat.protocol import (
     completion,
     extension,
     finish_reason,
+    max_tokens,
 )
 from service.store.models import new_id
 
@@ -40,7 +41,8 @@ async def chat_completions(
 ) -> Response:
     caller = await asyncio.to_thread(caller_of, principal, components, body.user)
     request = await asyncio.to_thread(_chat_request, components, body, caller)
-    turn = await components.chat.start_turn(request, caller)
+    sampling = components.chat.sampling(max_tokens(body), body.temperature)
+    turn = await components.chat.start_turn(request, caller, sampling)
     if not body.stream:
         response = await components.chat.answer(turn)
         return JSONResponse(completion(response, body.model))

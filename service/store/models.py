@@ -205,6 +205,7 @@ class Message(Base):
     example_ids: Mapped[list[str] | None] = mapped_column(JSON)
     prompt: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     model_version: Mapped[str | None] = mapped_column(String(100))
+    raw_content: Mapped[str | None] = mapped_column(Text)  # before answer hygiene cut it
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     ratings: Mapped[list[Rating]] = relationship(back_populates="message")
 

@@ -38,6 +38,8 @@ class AnswerRecord:
     example_ids: list[str] = field(default_factory=list)
     prompt: list[dict[str, str]] = field(default_factory=list)
     model_version: str | None = None
+    raw_content: str | None = None  # the model's own text, when hygiene cut or replaced it
+    flags: list[str] = field(default_factory=list)  # e.g. cut_debris:sign_off
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,10 @@ class ChatCompletionRequest(BaseModel):
     top_p: float = Field(default=1.0, gt=0, le=1)
     seed: int | None = None
     ignore_eos: bool = False  # vLLM's extension: generate exactly max_tokens
+    stop: str | list[str] | None = Field(default=None, description="End before any of these.")
+
+    def stop_strings(self) -> tuple[str, ...]:
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
 
 
 class Usage(BaseModel):
@@ -46,6 +50,7 @@ class ChunkChoice(BaseModel):
     index: int = 0
     delta: Delta
     finish_reason: str | None = None
+    stop_reason: str | None = None  # vLLM's extension: the stop string that ended the answer
 
 
 class ChatCompletionChunk(BaseModel):
@@ -61,6 +66,7 @@ class Choice(BaseModel):
     index: int = 0
     message: Message
     finish_reason: str
+    stop_reason: str | None = None
 
 
 class ChatCompletion(BaseModel):

@@ -87,6 +87,7 @@ async def chat_completions(
         top_p=body.top_p,
         seed=body.seed,
         ignore_eos=body.ignore_eos,
+        stop=body.stop_strings(),
     )
     events = engine.stream(messages, params, adapter)
     first = await anext(events)  # refusals (busy, bad adapter) still get an error status
@@ -101,8 +102,14 @@ async def _chunks(
 ) -> AsyncIterator[str]:
     cid = p.completion_id()
 
-    def chunk(delta: p.Delta, finish: str | None = None, usage: p.Usage | None = None) -> str:
-        choices = [p.ChunkChoice(delta=delta, finish_reason=finish)] if usage is None else []
+    def chunk(
+        delta: p.Delta,
+        finish: str | None = None,
+        usage: p.Usage | None = None,
+        stop: str | None = None,
+    ) -> str:
+        choice = p.ChunkChoice(delta=delta, finish_reason=finish, stop_reason=stop)
+        choices = [choice] if usage is None else []
         return p.ChatCompletionChunk(
             id=cid, model=model, choices=choices, usage=usage
         ).model_dump_json()
@@ -111,7 +118,7 @@ async def _chunks(
     try:
         async for event in _prepend(first, rest):
             if isinstance(event, Completion):
-                yield chunk(p.Delta(), finish=event.finish_reason)
+                yield chunk(p.Delta(), finish=event.finish_reason, stop=event.stop_sequence)
                 if include_usage:
                     yield chunk(p.Delta(), usage=_usage(event))
             else:
@@ -133,7 +140,11 @@ async def _whole(
             text.append(event.text)
     assert completion is not None
     message = p.Message(role="assistant", content="".join(text))
-    choice = p.Choice(message=message, finish_reason=completion.finish_reason)
+    choice = p.Choice(
+        message=message,
+        finish_reason=completion.finish_reason,
+        stop_reason=completion.stop_sequence,
+    )
     return p.ChatCompletion(
         id=p.completion_id(), model=model, choices=[choice], usage=_usage(completion)
     )

@@ -1,0 +1,280 @@
+"""Answer hygiene: the model's debris never reaches a customer.
+
+The demo adapter does not end its turn. After a good first paragraph it signs off
+("Thanks, [NAME]"), lists "Sources:", starts the few-shot examples' header, invents the next
+customer turn, loops over the same sentences, or recites its rules. The markers below come from
+the prompt's own text (service/prompting/builder.py) and from every answer the adapter wrote
+(knowledge/sample/adapters/sample-sft-1/evaluation.json; `python -m bench.answer_hygiene`).
+
+`AnswerGuard` watches an answer while it streams. It holds back only what could still turn into
+a marker or a repeat, so a marker's first characters are never sent, and it says where to cut.
+An answer that copies the rules (eight words in a row that are not also in the sources or the
+brand's own replies) is a leak: the whole answer is replaced.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from knowledge.catalog import SystemPrompt
+from service.engines.stops import partial_stop
+from service.prompting.builder import EXAMPLES_HEADER, NO_SOURCES, RULES, TROUBLESHOOTING
+
+Reason = Literal["cut_debris", "cut_repeat", "prompt_leak"]
+LEAK_WORDS = 8  # this many words in a row from the rules or instructions make a leak
+REPEAT_WORDS = 6  # a sentence this long said a second time ends the answer
+LINE_HOLD = 32  # a new line's first characters wait: markers that start a line fit in them
+QUESTION_HOLD = 100  # a paragraph's opening words wait until they cannot be an invented question
+ENGINE_STOP_CHARS = 24  # longest stop string handed to an engine
+MIN_WORDS = 3  # a cut that leaves fewer words than this is replaced instead
+
+# Markers that count only at the start of a line after the first: what follows the answer.
+LINE_MARKERS: tuple[tuple[str, str], ...] = (
+    ("sources_list", r"\**sources?\**\s*:|\[\d{1,2}(?:\]|$)|\d{1,2}\] "),
+    (
+        "next_turn",
+        r"\**(?:customer|user|agent|assistant|human|question|answer|q|a)\**[ \t]*:",
+    ),
+    ("sign_off", r"(?:thanks|thank you|best regards|kind regards|regards|cheers|sincerely)\b"),
+)
+# Markers that count anywhere: the scrubber's placeholders, junk glued to a full stop, and a
+# question the model asks itself and answers on the next line (an invented FAQ).
+ANYWHERE_MARKERS: tuple[tuple[str, str], ...] = (
+    ("placeholder", r"\[(?:NAME|EMAIL|PHONE|ADDRESS|INST)\]"),
+    ("glued_junk", r"(?<=[A-Za-z0-9)][.!?])[A-Za-z]{4,}(?=\s|$)"),
+    ("invented_question", r"(?<=\n\n)[^\n?]{3,200}\?\n(?=\S)"),
+)
+LINE_START = r"(?im)(?<=\n)[ \t>*-]*"  # after a line break, bullets and bold allowed
+CONTRACTIONS = (("n't", " not"), ("'s", " is"), ("'re", " are"), ("'ll", " will"), ("'m", " am"))
+WORD = re.compile(r"[a-z0-9]+")
+CITATION = re.compile(r"\[\d{1,2}\]")
+QUESTION_OPENING = re.compile(rf"\n\n[^\n.!:]{{0,{QUESTION_HOLD}}}(?:\?\n?)?")
+GLUED_TAIL = re.compile(r"(?<=[A-Za-z0-9)])[.!?][A-Za-z]{1,12}$")
+OPEN_CITATION = re.compile(r"\[\d{0,2}$")
+SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why and where an answer ends early: `at` is the cut in the raw text (a leak: 0)."""
+
+    reason: Reason
+    rule: str
+    at: int
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """What the customer sees, and why it differs from what the model wrote."""
+
+    text: str
+    verdict: Verdict | None = None
+    replaced: bool = False  # the brand's low-confidence reply instead of the model's text
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words, contractions spelled out, citation markers and punctuation dropped."""
+    text = CITATION.sub(" ", text.lower().replace("’", "'"))
+    for short, long in CONTRACTIONS:
+        text = text.replace(short, long)
+    return WORD.findall(text)
+
+
+def ngrams(tokens: Sequence[str], n: int = LEAK_WORDS) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def _labels(template: str) -> list[str]:
+    """The fixed words of a prompt template, e.g. "Ask the customer, if not known:"."""
+    pieces = [part.strip().lstrip('" ') for part in re.split(r"\{[a-z_]+\}", template)]
+    lines = [line.strip() for piece in pieces for line in piece.split("\n")]
+    return [line for line in lines if len(line.split()) >= 2 and len(line) >= 12]
+
+
+class Hygiene:
+    """The debris markers and leak phrases of one system prompt and the prompt layout."""
+
+    def __init__(self, system: SystemPrompt) -> None:
+        self.fallback = system.low_confidence_reply
+        canned = [system.out_of_scope_reply, system.handoff_reply or "", self.fallback]
+        # The prompt's fixed text: never part of an answer, wherever it starts.
+        self.literals = (
+            *_labels(TROUBLESHOOTING),
+            *_labels(RULES),
+            " ".join(EXAMPLES_HEADER.split()[:4]),
+            NO_SOURCES.split(":")[0],
+        )
+        openings = [re.escape(" ".join(c.split()[:5]).rstrip(".,!?")) for c in canned if c]
+        line_rules = [*LINE_MARKERS, ("canned_reply", "|".join(openings))]
+        self._line = [(rule, re.compile(LINE_START + f"(?:{p})")) for rule, p in line_rules]
+        self._anywhere = [(rule, re.compile(p)) for rule, p in ANYWHERE_MARKERS]
+        self._literal = [("prompt_text", re.compile(re.escape(t), re.I)) for t in self.literals]
+        # A template's instruction lines are cut at their labels; their escalate_when conditions
+        # read like the docs (four false leaks in the bench), so only the rules can leak.
+        header = RULES.split("\n")[0].format(brand=system.brand, voice=system.voice)
+        rules = set().union(*(ngrams(words(t)) for t in [header, EXAMPLES_HEADER, *system.rules]))
+        self._leaks: set[tuple[str, ...]] = rules - ngrams(words(" ".join(canned)))
+
+    def stop_strings(self) -> tuple[str, ...]:
+        """Plain strings an engine can stop on itself, freeing its slot early. Short ones
+        only: an engine holds back the length of its longest stop string before sending."""
+        starts = ["\nSources:", "\nsources:", "\nCustomer:", "\nUser:", "\nAgent:", "\nThanks,"]
+        short = [t for t in self.literals if len(t) <= ENGINE_STOP_CHARS]
+        return (*starts, *short, "[NAME]")
+
+    def rule_for_stop(self, stop: str) -> str:
+        """The rule a stop string an engine stopped on belongs to."""
+        if stop in self.literals:
+            return "prompt_text"
+        found = self.first_marker("\n" + stop.lstrip("\n") + " ")
+        return found.rule if found else "stop_string"
+
+    def guard(self, sources: Iterable[str] = ()) -> AnswerGuard:
+        """A guard for one answer to a prompt with these sources (copying them is fine)."""
+        return AnswerGuard(self, self._leaks - ngrams(words(" ".join(sources))))
+
+    def clean(self, text: str, sources: Iterable[str] = ()) -> Cleaned:
+        """A whole answer, judged as it would have been while streaming."""
+        guard = self.guard(sources)
+        guard.feed(text)
+        guard.finish()
+        return guard.result()
+
+    def first_marker(self, text: str) -> Verdict | None:
+        """The earliest debris marker in the text."""
+        hits = [
+            Verdict("cut_debris", rule, match.start())
+            for rule, pattern in [*self._literal, *self._line, *self._anywhere]
+            if (match := pattern.search(text))
+        ]
+        return min(hits, key=lambda v: v.at, default=None)
+
+    def held_back(self, text: str) -> int:
+        """Where the text may still be turning into a marker: send only what comes before."""
+        line = text.rfind("\n")
+        hold = line if line >= 0 and len(text) - line <= LINE_HOLD else len(text)
+        if (start := text.rfind("\n\n")) >= 0 and QUESTION_OPENING.fullmatch(text[start:]):
+            hold = min(hold, start)
+        if glued := GLUED_TAIL.search(text):
+            hold = min(hold, glued.start() + 1)
+        partial = partial_stop(text, (*self.literals, "[NAME]"), fold_case=True)
+        return min(hold, len(text) - partial)
+
+
+class AnswerGuard:
+    """Judges one answer as it streams: feed it deltas, send what it returns."""
+
+    def __init__(self, hygiene: Hygiene, leaks: set[tuple[str, ...]]) -> None:
+        self._hygiene = hygiene
+        self._leaks = leaks
+        self.text = ""
+        self.sent = 0
+        self.verdict: Verdict | None = None
+
+    def feed(self, delta: str) -> str:
+        """The text that is safe to send now; once `verdict` is set, stop generating."""
+        if self.verdict is not None:
+            return ""
+        self.text += delta
+        self.verdict = self._judge(final=False)
+        end = self._cut() if self.verdict else self._safe_end()
+        return self._send(end)
+
+    def finish(self) -> str:
+        """The generation ended: judge what was held back, and send what is clean."""
+        if self.verdict is None:
+            self.verdict = self._judge(final=True)
+        return self._send(self._cut() if self.verdict else len(self.text))
+
+    def stopped_on(self, stop: str) -> None:
+        """The engine stopped on one of our stop strings (it is not in the text)."""
+        if self.verdict is None:
+            rule = self._hygiene.rule_for_stop(stop)
+            self.verdict = Verdict("cut_debris", rule, len(self.text))
+
+    def result(self) -> Cleaned:
+        """The answer to store and return."""
+        verdict = self.verdict
+        if verdict is None:
+            return Cleaned(self.text.strip())
+        kept = self.text[: verdict.at].strip()
+        if verdict.reason == "prompt_leak" or len(words(kept)) < MIN_WORDS:
+            return Cleaned(self._hygiene.fallback, verdict, replaced=True)
+        return Cleaned(kept, verdict)
+
+    @property
+    def retracted(self) -> bool:
+        """Text was sent that the final answer does not contain: the client must replace it."""
+        if self.verdict is None:
+            return False
+        return self.result().replaced or self.sent > self.verdict.at
+
+    def _send(self, end: int) -> str:
+        piece = self.text[self.sent : end] if end > self.sent else ""
+        self.sent = max(self.sent, end)
+        return piece
+
+    def _cut(self) -> int:
+        return len(self.text[: self.verdict.at].rstrip()) if self.verdict else len(self.text)
+
+    def _safe_end(self) -> int:
+        return min(self._hygiene.held_back(self.text), self._repeat_candidate())
+
+    def _judge(self, final: bool) -> Verdict | None:
+        found = [self._hygiene.first_marker(self.text), self._repeat(final)]
+        cut = min((v for v in found if v), key=lambda v: v.at, default=None)
+        if self._leaked(self.text[: cut.at] if cut else self.text):
+            return Verdict("prompt_leak", "rules_copy", 0)
+        return cut
+
+    def _leaked(self, text: str) -> bool:
+        return bool(self._leaks) and not self._leaks.isdisjoint(ngrams(words(text)))
+
+    def _repeat(self, final: bool) -> Verdict | None:
+        seen: set[tuple[str, ...]] = set()
+        for start, end in _sentences(self.text, final):
+            said = tuple(words(self.text[start:end]))
+            if len(said) >= REPEAT_WORDS and said in seen:
+                paragraph = start == 0 or self.text[:start].rstrip(" \t").endswith("\n\n")
+                return Verdict("cut_repeat", f"repeated_{_unit(paragraph)}", start)
+            seen.add(said)
+        return None
+
+    def _repeat_candidate(self) -> int:
+        """The start of an unfinished sentence that so far repeats an earlier one."""
+        spans = _sentences(self.text, final=True)
+        if len(spans) < 2:
+            return len(self.text)
+        start, end = spans[-1]
+        partial = words(OPEN_CITATION.sub("", self.text[start:end]))
+        earlier = [words(self.text[s:e]) for s, e in spans[:-1]]
+        repeating = len(partial) >= 1 and any(_begins(e, partial) for e in earlier)
+        return start if repeating else len(self.text)
+
+
+def _begins(sentence: list[str], partial: list[str]) -> bool:
+    """Could the partial sentence (its last word perhaps unfinished) become this one?"""
+    n = len(partial)
+    if len(sentence) < max(n, REPEAT_WORDS) or sentence[: n - 1] != partial[:-1]:
+        return False
+    return sentence[n - 1].startswith(partial[-1])
+
+
+def _unit(paragraph: bool) -> str:
+    return "paragraph" if paragraph else "sentence"
+
+
+def _sentences(text: str, final: bool) -> list[tuple[int, int]]:
+    """(start, end) of each sentence; the last one only if it is finished (or `final`)."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in SENTENCE_END.finditer(text):
+        spans.append((start, match.end()))
+        start = match.end()
+    if final and text[start:].strip():
+        spans.append((start, len(text)))
+    kept = [(s, e) for s, e in spans if text[s:e].strip()]
+    return [(s + len(text[s:e]) - len(text[s:e].lstrip()), e) for s, e in kept]
