@@ -55,11 +55,13 @@ def main() -> None:
     rules: Counter[str] = Counter()
     before: list[float] = []
     after: list[float] = []
+    fixed: list[float] = []  # the brand's fixed replies (hand-offs, refusals): no hygiene
     model_answers = replaced = retracted = 0
     for case in cases:
         answer = case["variants"].get(args.variant)
         if answer is None or answer["outcome"] != "model":
-            continue  # the brand's fixed replies need no hygiene
+            fixed += [token_f1(answer["text"], case["reference"])] if answer else []
+            continue
         model_answers += 1
         product = product_of(case)
         guard = hygiene.guard([docs_text(product)])
@@ -73,6 +75,10 @@ def main() -> None:
             if args.show and args.show in cleaned.verdict.rule:
                 print(f"--- {case['id']} {cleaned.verdict}\n{answer['text']}\n>>> {cleaned.text}\n")
     _report(args.variant, model_answers, rules, replaced, retracted, before, after)
+    everything = len(before) + len(fixed)
+    mean_before = (sum(before) + sum(fixed)) / everything
+    mean_after = (sum(after) + sum(fixed)) / everything
+    print(f"token F1 of all {everything} answers: {mean_before:.3f} before, {mean_after:.3f} after")
 
 
 def _report(
@@ -89,7 +95,7 @@ def _report(
     for rule, count in rules.most_common():
         print(f"  {rule:36} {count}")
     print(f"replaced by the low-confidence reply: {replaced}")
-    print(f"cut after the cut point was already streamed (final event replaces): {retracted}")
+    print(f"text already streamed that the final event replaces: {retracted}")
     mean = sum(before) / len(before) if before else 0.0
     mean_after = sum(after) / len(after) if after else 0.0
     print(f"token F1 of the model answers: {mean:.3f} before, {mean_after:.3f} after")

@@ -172,6 +172,21 @@ def test_what_the_sources_or_the_brand_say_is_no_leak(hygiene: Hygiene) -> None:
     assert hygiene.clean(rule, sources=[f"Our policy: {rule}"]).verdict is None
 
 
+def test_an_echoed_system_prompt_is_never_sent(hygiene: Hygiene) -> None:
+    echo = (  # the base model's answer to q001: its prompt, from the first word
+        "You are the customer-support assistant of Halcyon Home. Voice: friendly, concise, "
+        "plain language; short numbered steps.\nRules:\n- Answer only from the numbered "
+        "sources provided; cite them like [1]."
+    )
+    guard = hygiene.guard()
+    sent = "".join(guard.feed(echo[i : i + 3]) for i in range(0, len(echo), 3))
+    sent += guard.finish()
+    assert sent == SYSTEM.low_confidence_reply  # the reply streams in place of the echo
+    cleaned = guard.result()
+    assert cleaned.replaced and not guard.retracted and cleaned.verdict is not None
+    assert (cleaned.verdict.reason, cleaned.verdict.rule) == ("prompt_leak", "rules_header")
+
+
 def test_too_little_left_after_a_cut_is_replaced(hygiene: Hygiene) -> None:
     cleaned = hygiene.clean("Sure.\nSources:\n[1] Factory reset > Reset from the app")
     assert cleaned.replaced and cleaned.text == SYSTEM.low_confidence_reply

@@ -30,6 +30,7 @@ LINE_HOLD = 32  # a new line's first characters wait: markers that start a line 
 QUESTION_HOLD = 100  # a paragraph's opening words wait until they cannot be an invented question
 ENGINE_STOP_CHARS = 24  # longest stop string handed to an engine
 MIN_WORDS = 3  # a cut that leaves fewer words than this is replaced instead
+RULES_HEADER = "rules_header"  # the rule of a marker that opens the system prompt
 
 # Markers that count only at the start of a line after the first: what follows the answer.
 LINE_MARKERS: tuple[tuple[str, str], ...] = (
@@ -111,7 +112,7 @@ class Hygiene:
         line_rules = [*LINE_MARKERS, ("canned_reply", "|".join(openings))]
         self._line = [(rule, re.compile(LINE_START + f"(?:{p})")) for rule, p in line_rules]
         self._anywhere = [(rule, re.compile(p)) for rule, p in ANYWHERE_MARKERS]
-        self._literal = [("prompt_text", re.compile(re.escape(t), re.I)) for t in self.literals]
+        self._literal = [(_literal_rule(t), re.compile(re.escape(t), re.I)) for t in self.literals]
         # A template's instruction lines are cut at their labels; their escalate_when conditions
         # read like the docs (four false leaks in the bench), so only the rules can leak.
         header = RULES.split("\n")[0].format(brand=system.brand, voice=system.voice)
@@ -128,7 +129,7 @@ class Hygiene:
     def rule_for_stop(self, stop: str) -> str:
         """The rule a stop string an engine stopped on belongs to."""
         if stop in self.literals:
-            return "prompt_text"
+            return _literal_rule(stop)
         found = self.first_marker("\n" + stop.lstrip("\n") + " ")
         return found.rule if found else "stop_string"
 
@@ -146,7 +147,7 @@ class Hygiene:
     def first_marker(self, text: str) -> Verdict | None:
         """The earliest debris marker in the text."""
         hits = [
-            Verdict("cut_debris", rule, match.start())
+            Verdict("prompt_leak" if rule == RULES_HEADER else "cut_debris", rule, match.start())
             for rule, pattern in [*self._literal, *self._line, *self._anywhere]
             if (match := pattern.search(text))
         ]
@@ -171,7 +172,8 @@ class AnswerGuard:
         self._hygiene = hygiene
         self._leaks = leaks
         self.text = ""
-        self.sent = 0
+        self.sent = 0  # characters of `text` sent
+        self.shown = ""  # everything sent, the replacing reply included
         self.verdict: Verdict | None = None
 
     def feed(self, delta: str) -> str:
@@ -184,10 +186,16 @@ class AnswerGuard:
         return self._send(end)
 
     def finish(self) -> str:
-        """The generation ended: judge what was held back, and send what is clean."""
+        """The generation ended: judge what was held back, and send what is clean. A reply
+        that replaces the model's text is sent here when none of the model's was."""
         if self.verdict is None:
             self.verdict = self._judge(final=True)
-        return self._send(self._cut() if self.verdict else len(self.text))
+        piece = self._send(self._cut() if self.verdict else len(self.text))
+        cleaned = self.result()
+        if cleaned.replaced and not self.shown.strip():
+            self.shown += cleaned.text
+            piece += cleaned.text
+        return piece
 
     def stopped_on(self, stop: str) -> None:
         """The engine stopped on one of our stop strings (it is not in the text)."""
@@ -207,14 +215,13 @@ class AnswerGuard:
 
     @property
     def retracted(self) -> bool:
-        """Text was sent that the final answer does not contain: the client must replace it."""
-        if self.verdict is None:
-            return False
-        return self.result().replaced or self.sent > self.verdict.at
+        """What was sent is not the answer: the client must show the final answer instead."""
+        return self.verdict is not None and self.shown.strip() != self.result().text
 
     def _send(self, end: int) -> str:
         piece = self.text[self.sent : end] if end > self.sent else ""
         self.sent = max(self.sent, end)
+        self.shown += piece
         return piece
 
     def _cut(self) -> int:
@@ -253,6 +260,11 @@ class AnswerGuard:
         earlier = [words(self.text[s:e]) for s, e in spans[:-1]]
         repeating = len(partial) >= 1 and any(_begins(e, partial) for e in earlier)
         return start if repeating else len(self.text)
+
+
+def _literal_rule(literal: str) -> str:
+    """The system prompt's opening is a leak; the rest of the prompt's fixed text debris."""
+    return RULES_HEADER if RULES.startswith(literal) else "prompt_text"
 
 
 def _begins(sentence: list[str], partial: list[str]) -> bool:
