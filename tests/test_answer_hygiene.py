@@ -187,6 +187,17 @@ def test_an_echoed_system_prompt_is_never_sent(hygiene: Hygiene) -> None:
     assert (cleaned.verdict.reason, cleaned.verdict.rule) == ("prompt_leak", "rules_header")
 
 
+def test_an_engine_that_stopped_on_a_stop_string_is_recorded_as_a_cut(hygiene: Hygiene) -> None:
+    guard = hygiene.guard()
+    text = "Take the card out and push it back in until it clicks."
+    sent = guard.feed(text)
+    guard.stopped_on("\nSources:")  # the engine matched it: the marker never arrives
+    sent += guard.finish()
+    cleaned = guard.result()
+    assert sent == cleaned.text == text and not guard.retracted
+    assert cleaned.verdict is not None and cleaned.verdict.rule == "sources_list"
+
+
 def test_too_little_left_after_a_cut_is_replaced(hygiene: Hygiene) -> None:
     cleaned = hygiene.clean("Sure.\nSources:\n[1] Factory reset > Reset from the app")
     assert cleaned.replaced and cleaned.text == SYSTEM.low_confidence_reply
@@ -332,6 +343,21 @@ def test_a_leak_is_replaced_counted_and_stored_with_its_reason(
         'reason="prompt_leak",replaced="true",rule="rules_copy",tenant="default"} 2.0'
     )
     assert counted in metrics
+
+
+ECHO = "You are the customer-support assistant of Halcyon Home. Voice: friendly, concise."
+
+
+@pytest.mark.parametrize("scripted", [ECHO], indirect=True)
+def test_an_echoed_system_prompt_streams_the_low_confidence_reply(
+    app_client: TestClient, scripted: ScriptedEngine
+) -> None:
+    events = sse(app_client, "/v1/chat", {"message": E5})
+    streamed = "".join(e["text"] for name, e in events if name == "token")
+    final = events[-1][1]
+    assert streamed == final["answer"] == SYSTEM.low_confidence_reply and not final["replaced"]
+    assert (final["finish_reason"], final["cleaned"]) == ("prompt_leak", "prompt_leak:rules_header")
+    assert scripted.yielded[-1] < len(scripted.pieces)
 
 
 def completions(client: TestClient, **body: Any) -> Any:
