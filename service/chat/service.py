@@ -17,7 +17,8 @@ from typing import Protocol
 
 from knowledge.catalog import ProductCatalog, SystemPrompt
 from knowledge.index import KnowledgeIndex, SearchHit
-from service.chat.hygiene import AnswerGuard, Cleaned, Hygiene
+from service.chat.answering import Answering
+from service.chat.hygiene import AnswerGuard, Hygiene
 from service.chat.records import answer_record, response
 from service.chat.schemas import ChatRequest, ChatResponse
 from service.chat.turn import Caller, Turn
@@ -69,51 +70,6 @@ class ChatLimits:
     adapter: str | None = None
     max_examples: int = 2
     example_similarity: float = 0.75
-
-
-@dataclass
-class _Answering:
-    """One answer on its way out: the model's raw text, what hygiene lets through, usage."""
-
-    guard: AnswerGuard | None  # None: one of the brand's fixed texts
-    raw: str = ""
-    deltas: int = 0
-    completion: Completion | None = None
-    first_token_at: float | None = None
-
-    def take(self, event: TextDelta | Completion) -> str:
-        """The text to send for this engine event."""
-        if isinstance(event, Completion):
-            self.completion = event
-            if event.stop_sequence is not None and self.guard is not None:
-                self.guard.stopped_on(event.stop_sequence)
-            return ""
-        self.first_token_at = self.first_token_at or time.perf_counter()
-        self.raw += event.text
-        self.deltas += 1
-        return self.guard.feed(event.text) if self.guard else event.text
-
-    @property
-    def cut(self) -> bool:
-        return self.guard is not None and self.guard.verdict is not None
-
-    @property
-    def retracted(self) -> bool:
-        return self.guard is not None and self.guard.retracted
-
-    def finish(self) -> str:
-        return self.guard.finish() if self.guard else ""
-
-    def cleaned(self) -> Cleaned:
-        return self.guard.result() if self.guard else Cleaned(self.raw.strip())
-
-    def usage(self, turn: Turn) -> Completion | None:
-        """The engine's own counts; for an answer cut short (the engine stream closed before
-        its last event), one delta per generated token and the prompt builder's count."""
-        if self.completion is not None or not self.cut:
-            return self.completion
-        prompt_tokens = turn.prompt.token_counts.get("total", 0)
-        return Completion(prompt_tokens, self.deltas, None, "stop")
 
 
 class VersionChooser(Protocol):
@@ -385,7 +341,7 @@ class ChatService:
         Hygiene judges the text as it streams: at debris or a repeat the engine stream is
         closed (the generation stops) and the answer ends there; a leak of the rules is
         replaced, and the Final says so (`replaced`)."""
-        answer = _Answering(None if turn.canned is not None else self._hygiene_for(turn))
+        answer = Answering(None if turn.canned is not None else self._hygiene_for(turn))
         error: TunedeskError | None = None
         try:
             async with aclosing(self._events(turn)) as events:
@@ -401,7 +357,7 @@ class ChatService:
         finally:  # also on cancellation: what was generated is stored
             answer.finish()
             record = self._record(turn, answer, error)
-            self._observe(turn, record, answer.usage(turn))
+            self._observe(turn, record, answer.usage(turn), answer.cleaned().replaced)
             saved = await asyncio.shield(
                 asyncio.to_thread(self._store.add_answer, turn.conversation_id, record)
             )
@@ -414,7 +370,7 @@ class ChatService:
     def _hygiene_for(self, turn: Turn) -> AnswerGuard:
         return self._hygiene.guard([hit.text for hit in turn.prompt.sources])
 
-    def _record(self, turn: Turn, answer: _Answering, error: TunedeskError | None) -> AnswerRecord:
+    def _record(self, turn: Turn, answer: Answering, error: TunedeskError | None) -> AnswerRecord:
         ttft = (answer.first_token_at - turn.received_at) * 1000 if answer.first_token_at else None
         latency = (time.perf_counter() - turn.received_at) * 1000
         usage = answer.usage(turn)
@@ -453,16 +409,20 @@ class ChatService:
                 async for event in s:
                     yield event
 
-    def _observe(self, turn: Turn, record: AnswerRecord, completion: Completion | None) -> None:
+    def _observe(
+        self,
+        turn: Turn,
+        record: AnswerRecord,
+        completion: Completion | None,
+        replaced: bool = False,
+    ) -> None:
         version = turn.model_version or turn.adapter or "base"
         labels = (turn.caller.tenant_id, turn.product or "", version, turn.caller.channel)
         self._metrics.answers.labels(*labels, record.finish_reason or "stop").inc()
         for flag in record.flags:
             reason, rule = flag.split(":", 1)
-            replaced = str(record.content == self._hygiene.fallback).lower()
-            self._metrics.cleaned_answers.labels(
-                turn.caller.tenant_id, turn.product or "", version, reason, rule, replaced
-            ).inc()
+            where = (turn.caller.tenant_id, turn.product or "", version)
+            self._metrics.cleaned_answers.labels(*where, reason, rule, str(replaced).lower()).inc()
         if record.ttft_ms is not None and turn.canned is None:
             self._metrics.ttft_seconds.labels(*labels).observe(record.ttft_ms / 1000)
         if completion is not None:
