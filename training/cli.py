@@ -131,6 +131,90 @@ def dataset_build(
     _report_build(result.manifest, result.directory, result.created)
 
 
+@dataset_app.command("synth")
+def dataset_synth(
+    docs: Annotated[
+        Path, typer.Option(help="The product documents to draft questions from (as ingested).")
+    ],
+    transcripts: Annotated[
+        Path | None, typer.Option(help="Rated transcripts JSONL to add on top (docs/training.md).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Datasets folder; a new v<N> is written inside.")
+    ] = None,
+    catalog: Annotated[
+        Path | None, typer.Option(help="Folder with products.yaml, troubleshooting/, prompts/.")
+    ] = None,
+    max_per_kind: Annotated[
+        int | None,
+        typer.Option(min=1, help="At most this many questions of a kind per product."),
+    ] = None,
+    unanswerable_share: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of questions the sources can't answer.")
+    ] = 0.15,
+    eval_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Conversations held out.")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the draft choice and the split.")] = 0,
+    save_transcripts: Annotated[
+        Path | None, typer.Option(help="Also write the synthesized transcripts to this JSONL.")
+    ] = None,
+) -> None:
+    """Grounded question → answer examples from documents alone, for a team with no ratings yet.
+
+    Questions come from headings, numbered steps, error-code and specification tables; answers
+    condense the source and cite it as the service's prompt numbers it. Rated transcripts
+    (--transcripts) are added on top. Written, scrubbed and versioned like `dataset build`.
+    """
+    from itertools import chain
+
+    from knowledge.catalog import CatalogError
+    from knowledge.index import KnowledgeBaseBusy
+    from training.dataset import BuildOptions, build_dataset
+    from training.examples import RatingPolicy
+    from training.inputs import chunk_lookup, prompt_rebuilder, transcripts_from
+    from training.synth.build import SynthOptions, synthesize
+    from training.transcripts import TranscriptError, write_transcripts
+
+    settings = _settings()
+    if catalog is not None:
+        settings.knowledge.catalog_dir = catalog
+    for path, what in [(docs, "documents folder"), (transcripts, "transcripts file")]:
+        if path is not None and not path.exists():
+            raise _fail(f"{path} does not exist: pass an existing {what}.", 2)
+    try:
+        made = synthesize(docs, settings, SynthOptions(max_per_kind, unanswerable_share, seed))
+        typer.echo(f"synthesized {len(made.transcripts)}: {dict(sorted(made.counts.items()))}")
+        if save_transcripts is not None:
+            write_transcripts(save_transcripts, made.transcripts)
+        rated, source = (
+            (iter(()), {}) if transcripts is None else transcripts_from(transcripts, settings)
+        )
+        with chunk_lookup(docs, settings) as (chunks, chunks_from):
+            rebuilder, knowledge = prompt_rebuilder(
+                settings.knowledge.catalog_dir, chunks, settings
+            )
+            provenance = {
+                "kind": "synth",
+                "docs": str(docs),
+                "synth": {"transcripts": len(made.transcripts), "drafts": dict(made.counts)},
+                "rated": source or None,
+                "knowledge": knowledge | {"chunks": chunks_from},
+            }
+            result = build_dataset(
+                chain(made.transcripts, rated),
+                rebuilder,
+                out or settings.data_dir / "datasets",
+                BuildOptions(eval_fraction, seed, True, RatingPolicy()),
+                provenance,
+            )
+    except ModuleNotFoundError as exc:
+        raise _missing_extra(exc) from exc
+    except (TranscriptError, CatalogError, KnowledgeBaseBusy, ValueError, OSError) as exc:
+        raise _fail(f"Dataset synth failed: {exc}") from exc
+    _report_build(result.manifest, result.directory, result.created)
+
+
 def _report_build(manifest: dict[str, Any], directory: Path, created: bool) -> None:
     counts = manifest["counts"]
     if not created:

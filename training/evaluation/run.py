@@ -99,19 +99,20 @@ def _planners(
         return
     with (
         tempfile.TemporaryDirectory(prefix="tunedesk-eval-answers-") as scratch,
-        _service_planner(case_set.path, options, settings, Path(scratch), report) as planner,
+        service_planner(case_set.path, options, settings, Path(scratch), report) as planner,
     ):
         yield BarePlanner(), planner
 
 
 @contextmanager
-def _service_planner(
+def service_planner(
     set_dir: Path,
     options: AnswerEvalOptions,
     settings: Settings,
     scratch: Path,
     report: Callable[[str], None],
 ) -> Iterator[ServicePlanner]:
+    """The service's planning over a throw-away index of the set's (and extra) documents."""
     from knowledge.embedding import Embedder
     from knowledge.evaluation import doc_folders
     from knowledge.index import open_index

@@ -58,6 +58,7 @@ class Plan:
 
     messages: list[ChatMessage]
     sources: list[str] = field(default_factory=list)  # what [1], [2]... point at
+    chunk_ids: list[str] = field(default_factory=list)  # the chunks behind [1], [2]...
     canned: str | None = None
     outcome: str = "model"  # or handoff, out_of_scope, low_confidence
 
@@ -126,7 +127,11 @@ class ServicePlanner:
             )
             if scope != "in_scope":
                 return Plan([], canned=self._reply(scope), outcome=scope)
-        return Plan(built.messages, [hit.doc_id for hit in built.sources])
+        return Plan(
+            built.messages,
+            [hit.doc_id for hit in built.sources],
+            [hit.chunk_id for hit in built.sources],
+        )
 
     def _handoff(self, case: AnswerCase) -> Plan | None:
         asked_before = [m["content"] for m in case.history if m["role"] == "user"]
