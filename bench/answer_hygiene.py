@@ -64,7 +64,7 @@ def main() -> None:
             continue
         model_answers += 1
         product = product_of(case)
-        guard = hygiene.guard([docs_text(product)])
+        guard = hygiene.guard([docs_text(product)], case["question"])
         cleaned, took_back = streamed(guard, answer["text"], args.chunk)
         before.append(token_f1(answer["text"], case["reference"]))
         after.append(token_f1(cleaned.text, case["reference"]))

@@ -139,6 +139,40 @@ def test_streaming_never_sends_what_is_cut(
     assert not guard.retracted
 
 
+# seen live (demo adapter, "E42 on my camera, the sd card is not working"): the question again
+# as the next turn, with another error code and junk tokens
+ECHOED = (
+    "E42 means the card cannot be read [1]. Push it back in, contacts facing the lens, until it "
+    "clicks.\n\nE43 on my camera, the sd card is not working anlamına\nвом\nE43 means the card"
+)
+# q015, variant tuned: tokens of other scripts after the last full stop
+FOREIGN = "I'll have it back to you in a few days.อบคุณ\n那我再麻煩給我回來的\nthanks"
+
+
+@pytest.mark.parametrize(
+    ("text", "question", "rule", "ending"),
+    [
+        (ECHOED, "E42 on my camera, the sd card is not working", "question_echo", "clicks."),
+        (FOREIGN, "how do i factory reset the x1000?", "foreign_script", "in a few days."),
+    ],
+)
+def test_the_question_again_or_another_script_is_cut(
+    hygiene: Hygiene, text: str, question: str, rule: str, ending: str
+) -> None:
+    cleaned = hygiene.clean(text, question=question)
+    assert cleaned.verdict is not None and cleaned.verdict.rule == rule
+    assert cleaned.text.endswith(ending)
+    guard = hygiene.guard(question=question)
+    sent = "".join(guard.feed(char) for char in text) + guard.finish()
+    assert sent.rstrip() == cleaned.text and not guard.retracted
+
+
+def test_the_scripts_of_the_question_and_sources_are_allowed(hygiene: Hygiene) -> None:
+    answer = "Откройте Settings > Wireless и выберите 5 GHz [1]."
+    assert hygiene.clean(answer, question="Как включить 5 ГГц на роутере?").verdict is None
+    assert hygiene.clean("Yes. 1080p is shown as 1080p [1].", question="1080p?").verdict is None
+
+
 def test_a_clean_answer_streams_at_once_and_whole(hygiene: Hygiene) -> None:
     answer = (
         "E5 means the modem is not giving the router internet [1].\n\n1. Unplug the modem and "

@@ -2,7 +2,8 @@
 
 The demo adapter does not end its turn. After a good first paragraph it signs off
 ("Thanks, [NAME]"), lists "Sources:", starts the few-shot examples' header, invents the next
-customer turn, loops over the same sentences, or recites its rules. The markers below come from
+customer turn (or says the customer's question again), loops over the same sentences, drifts
+into tokens of another script, or recites its rules. The markers below come from
 the prompt's own text (service/prompting/builder.py) and from every answer the adapter wrote
 (knowledge/sample/adapters/sample-sft-1/evaluation.json; `python -m bench.answer_hygiene`).
 
@@ -15,6 +16,7 @@ brand's own replies) is a leak: the whole answer is replaced.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -31,6 +33,8 @@ QUESTION_HOLD = 100  # a paragraph's opening words wait until they cannot be an 
 ENGINE_STOP_CHARS = 24  # longest stop string handed to an engine
 MIN_WORDS = 3  # a cut that leaves fewer words than this is replaced instead
 RULES_HEADER = "rules_header"  # the rule of a marker that opens the system prompt
+ECHO_SHARE = 0.75  # a new line that repeats this share of the question (in a row) echoes it
+ECHO_WORDS = 4  # ... and at least this many words; it may start up to two words in
 
 # Markers that count only at the start of a line after the first: what follows the answer.
 LINE_MARKERS: tuple[tuple[str, str], ...] = (
@@ -55,6 +59,7 @@ CITATION = re.compile(r"\[\d{1,2}\]")
 QUESTION_OPENING = re.compile(rf"\n\n[^\n.!:]{{0,{QUESTION_HOLD}}}(?:\?\n?)?")
 GLUED_TAIL = re.compile(r"(?<=[A-Za-z0-9)])[.!?][A-Za-z]{1,12}$")
 OPEN_CITATION = re.compile(r"\[\d{0,2}$")
+LINE = re.compile(r"(?<=\n)[^\n]+")
 SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
 
 
@@ -133,13 +138,16 @@ class Hygiene:
         found = self.first_marker("\n" + stop.lstrip("\n") + " ")
         return found.rule if found else "stop_string"
 
-    def guard(self, sources: Iterable[str] = ()) -> AnswerGuard:
-        """A guard for one answer to a prompt with these sources (copying them is fine)."""
-        return AnswerGuard(self, self._leaks - ngrams(words(" ".join(sources))))
+    def guard(self, sources: Iterable[str] = (), question: str = "") -> AnswerGuard:
+        """A guard for one answer to this question, asked with these sources (copying them is
+        fine; so is writing in their scripts or the question's)."""
+        sources = list(sources)
+        leaks = self._leaks - ngrams(words(" ".join(sources)))
+        return AnswerGuard(self, leaks, words(question), scripts(" ".join([question, *sources])))
 
-    def clean(self, text: str, sources: Iterable[str] = ()) -> Cleaned:
+    def clean(self, text: str, sources: Iterable[str] = (), question: str = "") -> Cleaned:
         """A whole answer, judged as it would have been while streaming."""
-        guard = self.guard(sources)
+        guard = self.guard(sources, question)
         guard.feed(text)
         guard.finish()
         return guard.result()
@@ -168,9 +176,17 @@ class Hygiene:
 class AnswerGuard:
     """Judges one answer as it streams: feed it deltas, send what it returns."""
 
-    def __init__(self, hygiene: Hygiene, leaks: set[tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        hygiene: Hygiene,
+        leaks: set[tuple[str, ...]],
+        question: list[str] | None = None,
+        allowed_scripts: set[str] | None = None,
+    ) -> None:
         self._hygiene = hygiene
         self._leaks = leaks
+        self._question = question or []
+        self._scripts = (allowed_scripts or set()) | {"LATIN"}
         self.text = ""
         self.sent = 0  # characters of `text` sent
         self.shown = ""  # everything sent, the replacing reply included
@@ -228,10 +244,12 @@ class AnswerGuard:
         return len(self.text[: self.verdict.at].rstrip()) if self.verdict else len(self.text)
 
     def _safe_end(self) -> int:
-        return min(self._hygiene.held_back(self.text), self._repeat_candidate())
+        held = self._hygiene.held_back(self.text)
+        return min(held, self._repeat_candidate(), self._echo_candidate())
 
     def _judge(self, final: bool) -> Verdict | None:
         found = [self._hygiene.first_marker(self.text), self._repeat(final)]
+        found += [self._echo(), self._foreign()]
         cut = min((v for v in found if v), key=lambda v: v.at, default=None)
         if self._leaked(self.text[: cut.at] if cut else self.text):
             return Verdict("prompt_leak", "rules_copy", 0)
@@ -250,6 +268,33 @@ class AnswerGuard:
             seen.add(said)
         return None
 
+    def _echo(self) -> Verdict | None:
+        """A line after the first that says the customer's question again: a next turn."""
+        need = max(ECHO_WORDS, round(ECHO_SHARE * len(self._question)))
+        if len(self._question) < ECHO_WORDS:
+            return None
+        for line in LINE.finditer(self.text):
+            said = words(line.group())
+            if any(_run(said[k:], self._question) >= need for k in range(3)):
+                return Verdict("cut_debris", "question_echo", line.start())
+        return None
+
+    def _echo_candidate(self) -> int:
+        """The start of the last line while it could still become the question again."""
+        start = self.text.rfind("\n") + 1
+        said = words(OPEN_CITATION.sub("", self.text[start:]))
+        if start == 0 or len(self._question) < ECHO_WORDS or not said:
+            return len(self.text)
+        echoing = any(_within(said[k:], self._question) for k in range(min(3, len(said))))
+        return start if echoing else len(self.text)
+
+    def _foreign(self) -> Verdict | None:
+        """A word in a script neither the question nor the sources use (a junk token)."""
+        for at, char in enumerate(self.text):
+            if char.isalpha() and not scripts(char) <= self._scripts:
+                return Verdict("cut_debris", "foreign_script", at)
+        return None
+
     def _repeat_candidate(self) -> int:
         """The start of an unfinished sentence that so far repeats an earlier one."""
         spans = _sentences(self.text, final=True)
@@ -260,6 +305,31 @@ class AnswerGuard:
         earlier = [words(self.text[s:e]) for s, e in spans[:-1]]
         repeating = len(partial) >= 1 and any(_begins(e, partial) for e in earlier)
         return start if repeating else len(self.text)
+
+
+def scripts(text: str) -> set[str]:
+    """The writing systems of the text's letters: LATIN, CYRILLIC, CJK, ..."""
+    return {unicodedata.name(c, "UNKNOWN").split()[0] for c in text if c.isalpha()}
+
+
+def _run(said: list[str], question: list[str]) -> int:
+    """How many of the first words said appear in a row in the question."""
+    best = 0
+    for i in range(len(question)):
+        n = 0
+        while n < len(said) and i + n < len(question) and said[n] == question[i + n]:
+            n += 1
+        best = max(best, n)
+    return best
+
+
+def _within(said: list[str], question: list[str]) -> bool:
+    """Could the words said so far (the last perhaps unfinished) be a run of the question?"""
+    n = len(said)
+    return any(
+        question[i : i + n - 1] == said[:-1] and question[i + n - 1].startswith(said[-1])
+        for i in range(len(question) - n + 1)
+    )
 
 
 def _literal_rule(literal: str) -> str:

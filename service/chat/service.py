@@ -368,7 +368,8 @@ class ChatService:
         yield Final(response(turn, saved.id, record, answer.retracted))
 
     def _hygiene_for(self, turn: Turn) -> AnswerGuard:
-        return self._hygiene.guard([hit.text for hit in turn.prompt.sources])
+        question = turn.prompt.messages[-1]["content"] if turn.prompt.messages else ""
+        return self._hygiene.guard([hit.text for hit in turn.prompt.sources], question)
 
     def _record(self, turn: Turn, answer: Answering, error: TunedeskError | None) -> AnswerRecord:
         ttft = (answer.first_token_at - turn.received_at) * 1000 if answer.first_token_at else None
