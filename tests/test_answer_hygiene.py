@@ -167,6 +167,15 @@ def test_the_question_again_or_another_script_is_cut(
     assert sent.rstrip() == cleaned.text and not guard.retracted
 
 
+def test_template_text_cut_off_by_the_length_cap_is_cut_too(hygiene: Hygiene) -> None:
+    # seen live: the last words of a 192-token answer were the start of a template label
+    text = "Check Settings > Device Info > Wi-Fi Signal. Ask the customer, if not"
+    guard = hygiene.guard()
+    sent = "".join(guard.feed(text[i : i + 4]) for i in range(0, len(text), 4)) + guard.finish()
+    assert sent.rstrip() == guard.result().text == "Check Settings > Device Info > Wi-Fi Signal."
+    assert guard.verdict is not None and guard.verdict.rule == "prompt_text"
+
+
 def test_the_scripts_of_the_question_and_sources_are_allowed(hygiene: Hygiene) -> None:
     answer = "Откройте Settings > Wireless и выберите 5 GHz [1]."
     assert hygiene.clean(answer, question="Как включить 5 ГГц на роутере?").verdict is None

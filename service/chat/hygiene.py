@@ -33,6 +33,7 @@ QUESTION_HOLD = 100  # a paragraph's opening words wait until they cannot be an 
 ENGINE_STOP_CHARS = 24  # longest stop string handed to an engine
 MIN_WORDS = 3  # a cut that leaves fewer words than this is replaced instead
 RULES_HEADER = "rules_header"  # the rule of a marker that opens the system prompt
+UNFINISHED_CHARS = 8  # this much of the prompt's fixed text at the very end is cut too
 ECHO_SHARE = 0.75  # a new line that repeats this share of the question (in a row) echoes it
 ECHO_WORDS = 4  # ... and at least this many words; it may start up to two words in
 
@@ -161,6 +162,15 @@ class Hygiene:
         ]
         return min(hits, key=lambda v: v.at, default=None)
 
+    def unfinished(self, text: str) -> Verdict | None:
+        """The prompt's fixed text, begun and cut off by the length cap ("Ask the customer, if")."""
+        size = partial_stop(text, self.literals, fold_case=True)
+        if size < UNFINISHED_CHARS:
+            return None
+        tail = text[len(text) - size :].lower()
+        literal = next(t for t in self.literals if t.lower().startswith(tail))
+        return Verdict("cut_debris", _literal_rule(literal), len(text) - size)
+
     def held_back(self, text: str) -> int:
         """Where the text may still be turning into a marker: send only what comes before."""
         line = text.rfind("\n")
@@ -205,7 +215,7 @@ class AnswerGuard:
         """The generation ended: judge what was held back, and send what is clean. A reply
         that replaces the model's text is sent here when none of the model's was."""
         if self.verdict is None:
-            self.verdict = self._judge(final=True)
+            self.verdict = self._judge(final=True) or self._hygiene.unfinished(self.text)
         piece = self._send(self._cut() if self.verdict else len(self.text))
         cleaned = self.result()
         if cleaned.replaced and not self.shown.strip():
