@@ -380,10 +380,14 @@ def test_a_leak_is_replaced_counted_and_stored_with_its_reason(
     assert (
         stored.flags == ["prompt_leak:rules_copy"] and "unclear which product" in stored.raw_content
     )
+    body = {"messages": [{"role": "user", "content": E5}], "stream": True}
+    last_chunk = sse(app_client, "/v1/chat/completions", body)[-1][1]
+    assert last_chunk["tunedesk"]["replaced"] is True
+    assert last_chunk["tunedesk"]["answer"] == SYSTEM.low_confidence_reply
     metrics = app_client.get("/metrics").text
     counted = (
         'tunedesk_cleaned_answers_total{model_version="base",product="halcyon-router-x1000",'
-        'reason="prompt_leak",replaced="true",rule="rules_copy",tenant="default"} 2.0'
+        'reason="prompt_leak",replaced="true",rule="rules_copy",tenant="default"} 3.0'
     )
     assert counted in metrics
 
