@@ -15,6 +15,7 @@ from service.engines.local import LocalEngine
 
 
 @pytest.mark.slow
+@pytest.mark.bigmem  # transformers dequantises the GGUF with the weights held 2-3 times over
 def test_prepare_converts_verifies_and_is_then_a_no_op(tmp_path: Path) -> None:
     target = tmp_path / "models" / "gemma-3-270m"
     lines: list[str] = []
