@@ -34,6 +34,7 @@ ENGINE_STOP_CHARS = 24  # longest stop string handed to an engine
 MIN_WORDS = 3  # a cut that leaves fewer words than this is replaced instead
 RULES_HEADER = "rules_header"  # the rule of a marker that opens the system prompt
 UNFINISHED_CHARS = 8  # this much of the prompt's fixed text at the very end is cut too
+FOREIGN_AFTER_WORDS = 6  # another script counts as junk only after this many words
 ECHO_SHARE = 0.75  # a new line that repeats this share of the question (in a row) echoes it
 ECHO_WORDS = 4  # ... and at least this many words; it may start up to two words in
 
@@ -299,10 +300,12 @@ class AnswerGuard:
         return start if echoing else len(self.text)
 
     def _foreign(self) -> Verdict | None:
-        """A word in a script neither the question nor the sources use (a junk token)."""
+        """A letter in a script neither the question nor the sources use, after a start in
+        theirs: a junk token. An answer that starts in another script is left alone."""
         for at, char in enumerate(self.text):
             if char.isalpha() and not scripts(char) <= self._scripts:
-                return Verdict("cut_debris", "foreign_script", at)
+                started = len(words(self.text[:at])) >= FOREIGN_AFTER_WORDS
+                return Verdict("cut_debris", "foreign_script", at) if started else None
         return None
 
     def _repeat_candidate(self) -> int:
