@@ -12,10 +12,13 @@ from typer.testing import CliRunner
 
 from knowledge.catalog import load_system_prompt
 from knowledge.index import SearchHit
+from service.chat.hygiene import Hygiene
 from service.config import SAMPLE_KNOWLEDGE_DIR
+from service.engines.base import ChatMessage, SamplingParams
 from service.prompting.builder import PromptBuilder
+from tests.test_answer_hygiene import ScriptedEngine
 from training.cli import main
-from training.evaluation.cases import load_cases
+from training.evaluation.cases import AnswerCase, load_cases
 from training.evaluation.metrics import (
     citations_correct,
     echoes_prompt,
@@ -25,7 +28,9 @@ from training.evaluation.metrics import (
     rouge_l,
     token_f1,
 )
-from training.evaluation.variants import canned_replies, parse_variants
+from training.evaluation.runner import answer_all
+from training.evaluation.scoring import score_answer, summarize
+from training.evaluation.variants import Plan, Variant, canned_replies, parse_variants
 
 ROUTER = "halcyon-router-x1000"
 DOCS: list[dict[str, Any]] = [
@@ -280,3 +285,42 @@ def test_questions_seen_in_training_can_be_left_out(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "v1" / "sft" / "train.jsonl", [row])
     cases = load_cases(tmp_path / "set", exclude_seen=tmp_path / "v1")
     assert [c.id for c in cases.cases] == ["q1", "q3"] and cases.left_out == ["q2"]
+
+
+class _OnePlan:
+    """Every question gets the same numbered source."""
+
+    def plan(self, case: AnswerCase) -> Plan:
+        messages: list[ChatMessage] = [{"role": "user", "content": case.question}]
+        return Plan(messages, ["router/e5"], ["c1"], ["E5 means no internet from the modem."])
+
+
+async def test_eval_scores_what_the_service_would_send_and_stops_where_it_would() -> None:
+    """With the service's hygiene, an answer that rambles into a sign-off is cut there (and
+    its generation stopped), one that recites the rules is a leak, one that ends is ended."""
+    system = load_system_prompt(SAMPLE_KNOWLEDGE_DIR)
+    ramble = "E5 means the modem gives no internet [1]. Restart it.\nThanks, [NAME]\n" + "x " * 200
+    leak = "You are the customer-support assistant of Halcyon Home. " + " ".join(system.rules)
+    cases = [AnswerCase(id="q", question="E5 on my router?", reference="Restart the modem [1].")]
+    params = SamplingParams(max_tokens=60)
+    hygiene = Hygiene(system)
+    rambling = ScriptedEngine(ramble)
+    (cut,) = await answer_all(rambling, Variant("prompted"), _OnePlan(), cases, params, None,
+                              hygiene=hygiene)  # fmt: skip
+    assert cut.text == "E5 means the modem gives no internet [1]. Restart it."
+    assert cut.cited == ["router/e5"] and cut.cut_rule is not None and not cut.ended_by_model
+    assert rambling.yielded[0] < len(rambling.pieces) // 2  # generation stopped at the cut
+    (leaked,) = await answer_all(ScriptedEngine(leak), Variant("prompted"), _OnePlan(), cases,
+                                 params, None, hygiene=hygiene)  # fmt: skip
+    assert leaked.leaked and leaked.text == system.low_confidence_reply
+    (ended,) = await answer_all(ScriptedEngine("Restart the modem [1]."), Variant("prompted"),
+                                _OnePlan(), cases, params, None, hygiene=hygiene)  # fmt: skip
+    assert ended.ended_by_model and ended.text == "Restart the modem [1]."
+    (raw,) = await answer_all(ScriptedEngine(ramble), Variant("prompted"), _OnePlan(), cases,
+                              params, None)  # fmt: skip
+    assert raw.text == raw.raw_text and raw.finish_reason == "length"
+    scored = summarize(
+        "prompted", [score_answer(cases[0], a, [], True) for a in [cut, leaked, ended]]
+    )
+    assert scored.ended_rate == pytest.approx(1 / 3) and scored.leak_rate == pytest.approx(1 / 3)
+    assert scored.cut_rate == pytest.approx(1 / 3)

@@ -370,6 +370,10 @@ def eval_answers(
     guardrails: Annotated[
         bool, typer.Option(help="Prompted variants hand off and refuse as the service does.")
     ] = True,
+    hygiene: Annotated[
+        bool,
+        typer.Option(help="Model answers go through the service's answer hygiene (cuts, leaks)."),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     report: Annotated[
         Path | None,
@@ -399,10 +403,12 @@ def eval_answers(
             examples=examples,
             max_new_tokens=max_new_tokens or settings.engine.max_new_tokens,
             guardrails=guardrails,
+            hygiene=hygiene,
             command="tunedesk eval answers " + " ".join(sys.argv[sys.argv.index("answers") + 1 :])
             if "answers" in sys.argv
             else "",
         )
+        _scoring_ready(with_chart=report is not None)
         cases = load_cases(set_dir, limit, sample, seed, exclude_seen)
         result = evaluate_answers(
             cases,
@@ -420,6 +426,15 @@ def eval_answers(
     typer.echo(result.as_json() if as_json else result.table())
     for path in write_report(result, report) if report else []:
         typer.echo(f"wrote {path}", err=True)
+
+
+def _scoring_ready(with_chart: bool) -> None:
+    """Fail before an hour of generation, not after it, when a scoring package is missing."""
+    from training.evaluation.metrics import rouge_l
+
+    rouge_l("ready", "ready")
+    if with_chart:
+        import matplotlib  # noqa: F401
 
 
 main = typer.Typer(help="tunedesk training commands (also available as `tunedesk dataset|train`).")

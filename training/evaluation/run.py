@@ -52,6 +52,7 @@ class AnswerEvalOptions:
     examples: Path | None = None
     max_new_tokens: int = 192
     guardrails: bool = True
+    hygiene: bool = True  # the service's answer hygiene on model answers (what customers see)
     command: str = ""
 
 
@@ -165,8 +166,12 @@ async def _answer_variants(
     prompted: Planner,
     progress: Progress,
 ) -> dict[str, list[Answer]]:
+    from service.chat.hygiene import Hygiene
+
     engine = await _start_engine(settings, adapter)
     params = SamplingParams(max_tokens=options.max_new_tokens, temperature=0.0)
+    system = load_system_prompt(settings.knowledge.catalog_dir)
+    hygiene = Hygiene(system) if options.hygiene else None
     try:
         return {
             v.name: await answer_all(
@@ -177,6 +182,7 @@ async def _answer_variants(
                 params,
                 ADAPTER_NAME if v.tuned else None,
                 progress,
+                hygiene,
             )
             for v in options.variants
         }

@@ -48,6 +48,10 @@ class VariantScore:
     prompt_tokens: float | None
     completion_tokens: float | None
     model_answers: int
+    ended_rate: float | None = None  # model answers whose end of turn came before the cap
+    cut_rate: float | None = None  # model answers the service's hygiene cut short
+    leak_rate: float | None = None  # model answers replaced for copying the rules
+    median_tokens: float | None = None  # of model answers
     by_kind: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -90,6 +94,10 @@ def summarize(variant: str, scored: Sequence[Scored]) -> VariantScore:
         prompt_tokens=_mean([a.prompt_tokens for a in model]),
         completion_tokens=_mean([a.completion_tokens for a in model]),
         model_answers=len(model),
+        ended_rate=_rate([a.ended_by_model for a in model]),
+        cut_rate=_rate([a.cut_rule is not None and not a.leaked for a in model]),
+        leak_rate=_rate([a.leaked for a in model]),
+        median_tokens=statistics.median([a.completion_tokens for a in model]) if model else None,
         by_kind=_by_kind(scored),
     )
 

@@ -59,6 +59,7 @@ class Plan:
     messages: list[ChatMessage]
     sources: list[str] = field(default_factory=list)  # what [1], [2]... point at
     chunk_ids: list[str] = field(default_factory=list)  # the chunks behind [1], [2]...
+    source_texts: list[str] = field(default_factory=list)  # their texts (hygiene allows copying)
     canned: str | None = None
     outcome: str = "model"  # or handoff, out_of_scope, low_confidence
 
@@ -131,6 +132,7 @@ class ServicePlanner:
             built.messages,
             [hit.doc_id for hit in built.sources],
             [hit.chunk_id for hit in built.sources],
+            [hit.text for hit in built.sources],
         )
 
     def _handoff(self, case: AnswerCase) -> Plan | None:
