@@ -1,0 +1,126 @@
+"""Training-step benchmark: where a CPU SFT step's time goes, and what the answer-only loss saves.
+
+One LoRA (r 16, all linear layers) forward + backward per real dataset row (the service's full
+prompt plus the rated answer), in three ways, in one process and alternating so a busy machine
+slows each alike:
+
+- `trl`: what TRL's SFTTrainer does on CPU: its fused head scores every position through the
+  262k-token output layer (fp32 weights);
+- `answer`: training/loss.py: only positions whose next token is labelled go through the head;
+- `answer+bf16`: the same with the frozen base weights in bfloat16 (AMX / AVX-512 BF16).
+
+    python -m bench.train_step [--dataset var/datasets/v1] [--rows 3] [--rounds 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from service.config import Settings
+from service.engines.chat_template import END_OF_TURN
+from training.loss import IGNORE, AnswerLoss
+
+MODES = ("trl", "answer", "answer+bf16")
+
+
+def rows(
+    dataset: Path, count: int, tokenizer: Any, split: str = "train"
+) -> list[dict[str, torch.Tensor]]:
+    """The first `count` rows of a split as model inputs, labelled on the answer only."""
+    batches = []
+    lines = (dataset / "sft" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+    for line in lines[:count]:
+        row = json.loads(line)
+        prompt = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(row["prompt"] + row["completion"])["input_ids"]
+        ids = torch.tensor([full])
+        labels = ids.clone()
+        labels[:, : len(prompt["input_ids"])] = IGNORE
+        batches.append({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels})
+    return batches
+
+
+def lora_model(model_dir: Path, dtype: torch.dtype, fused: bool) -> Any:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
+    if fused:
+        add_fused_lm_head(model)  # before PEFT, as SFTTrainer does
+    lora = LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, target_modules="all-linear")
+    peft_model = get_peft_model(model, lora)
+    peft_model.train()
+    return peft_model
+
+
+def step(mode: str, model: Any, inputs: dict[str, torch.Tensor], loss: AnswerLoss) -> float:
+    started = time.perf_counter()
+    if mode == "trl":
+        value = model(**inputs, fused_lm_head=True, use_cache=False).loss
+    else:
+        value = loss(model, inputs).loss
+    value.backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=Path("var/datasets/v1"))
+    parser.add_argument("--rows", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    from transformers import AutoTokenizer
+
+    model_dir = Settings().model.directory
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    batches = rows(args.dataset, args.rows, tokenizer)
+    end_of_turn: Any = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    loss = AnswerLoss(int(end_of_turn), 5.0)
+    models = {
+        "trl": lora_model(model_dir, torch.float32, fused=True),
+        "answer": lora_model(model_dir, torch.float32, fused=False),
+        "answer+bf16": lora_model(model_dir, torch.bfloat16, fused=False),
+    }
+    for mode in MODES:  # warm-up: the first step of each pays for allocation and kernels
+        step(mode, models[mode], batches[0], loss)
+    seconds: dict[str, list[float]] = {m: [] for m in MODES}
+    for _ in range(args.rounds):
+        for inputs in batches:
+            for mode in MODES:
+                seconds[mode].append(step(mode, models[mode], inputs, loss))
+    tokens = statistics.fmean(int(b["input_ids"].numel()) for b in batches)
+    report(seconds, tokens, args)
+
+
+def report(seconds: dict[str, list[float]], tokens: float, args: argparse.Namespace) -> None:
+    base = statistics.median(seconds["trl"])
+    results = {
+        mode: {
+            "s_per_example": round(statistics.median(times), 2),
+            "tokens_per_s": round(tokens / statistics.median(times), 1),
+            "speedup": round(base / statistics.median(times), 2),
+        }
+        for mode, times in seconds.items()
+    }
+    if args.json:
+        print(json.dumps({"mean_tokens": tokens, "threads": torch.get_num_threads()} | results))
+        return
+    print(f"{args.rows} rows x {args.rounds} rounds, {tokens:.0f} tokens a row (median times)")
+    print(f"{'mode':<12} {'s/example':>10} {'tokens/s':>9} {'speed-up':>9}")
+    for mode, r in results.items():
+        line = f"{r['s_per_example']:>10.2f} {r['tokens_per_s']:>9.1f} {r['speedup']:>8.2f}x"
+        print(f"{mode:<12} {line}")
+
+
+if __name__ == "__main__":
+    main()
