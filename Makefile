@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # the sample products' tuned adapter and the evaluation that let it through the publish gate
-DEMO_ADAPTER ?= knowledge/sample/adapters/sample-sft-1
+DEMO_ADAPTER ?= knowledge/sample/adapters/sample-sft-2
 DEMO_EVAL ?= $(DEMO_ADAPTER)/evaluation.json
 
 .PHONY: run install model ingest demo-model serve test lint pytest bench clean

@@ -5,7 +5,7 @@
 set -eu
 SAMPLE=/app/knowledge/sample
 KNOWLEDGE_DIR="${TUNEDESK_INGEST_DIR:-$SAMPLE/docs}"
-DEMO_ADAPTER="$SAMPLE/adapters/sample-sft-1"
+DEMO_ADAPTER="$SAMPLE/adapters/sample-sft-2"
 tunedesk model prepare
 tunedesk ingest "$KNOWLEDGE_DIR" --prune
 if [ "$KNOWLEDGE_DIR" = "$SAMPLE/docs" ] && [ -d "$DEMO_ADAPTER" ]; then
