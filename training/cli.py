@@ -22,6 +22,14 @@ eval_app = typer.Typer(help="Measure retrieval and answers on eval sets.", no_ar
 eval_app.command("retrieval")(eval_retrieval)
 
 
+OutOption = Annotated[
+    Path | None, typer.Option(help="Datasets folder; a new v<N> is written inside.")
+]
+CatalogOption = Annotated[
+    Path | None, typer.Option(help="Folder with products.yaml, troubleshooting/, prompts/.")
+]
+
+
 def _settings() -> Any:
     from service.config import Settings
 
@@ -43,18 +51,14 @@ def dataset_build(
         Path | None,
         typer.Option(help="Rated transcripts JSONL (docs/training.md); default: the database."),
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Datasets folder; a new v<N> is written inside.")
-    ] = None,
+    out: OutOption = None,
     docs: Annotated[
         Path | None,
         typer.Option(
             help="Rebuild sources from this documents folder instead of the knowledge base."
         ),
     ] = None,
-    catalog: Annotated[
-        Path | None, typer.Option(help="Folder with products.yaml, troubleshooting/, prompts/.")
-    ] = None,
+    catalog: CatalogOption = None,
     eval_fraction: Annotated[
         float, typer.Option(min=0.0, max=0.9, help="Conversations held out.")
     ] = 0.1,
@@ -139,12 +143,8 @@ def dataset_synth(
     transcripts: Annotated[
         Path | None, typer.Option(help="Rated transcripts JSONL to add on top (docs/training.md).")
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Datasets folder; a new v<N> is written inside.")
-    ] = None,
-    catalog: Annotated[
-        Path | None, typer.Option(help="Folder with products.yaml, troubleshooting/, prompts/.")
-    ] = None,
+    out: OutOption = None,
+    catalog: CatalogOption = None,
     max_per_kind: Annotated[
         int | None,
         typer.Option(min=1, help="At most this many questions of a kind per product."),

@@ -93,6 +93,12 @@ def unanswerable_drafts(drafts: Sequence[Draft], names: dict[str, str]) -> list[
     return list({d.question: d for d in asked}.values())
 
 
+def _grounded(
+    hit: SearchHit, kind: str, question: str, answer: str, code: str | None = None
+) -> Draft:
+    return Draft(question, answer, hit.chunk_id, hit.product, kind, code)
+
+
 def _unanswerable(code: str, product: str, name: str) -> Draft:
     return Draft(
         question=f"My {_short(name)} shows error {code}. What does it mean?",
@@ -124,37 +130,23 @@ def _code_draft(hit: SearchHit, name: str, code: str, cells: list[str]) -> Draft
     answer = f"{code} means: {_lower_first(meaning)} {{cite}}."
     if fix:
         answer += f" {fix}"
-    return Draft(
-        question=f"My {_short(name)} shows {code}. What does that mean and what do I do?",
-        answer=answer,
-        chunk_id=hit.chunk_id,
-        product=hit.product,
-        kind="error_code",
-        code=code,
-    )
+    question = f"My {_short(name)} shows {code}. What does that mean and what do I do?"
+    return _grounded(hit, "error_code", question, answer, code)
 
 
 def _spec_draft(hit: SearchHit, name: str, item: str, value: str) -> Draft:
     item, value = _clean(item), _clean(value)
-    return Draft(
-        question=f"What is the {_lower_first(item)} of the {_short(name)}?",
-        answer=f"The {_short(name)}'s {_lower_first(item)}: {value} {{cite}}.",
-        chunk_id=hit.chunk_id,
-        product=hit.product,
-        kind="specification",
-    )
+    question = f"What is the {_lower_first(item)} of the {_short(name)}?"
+    answer = f"The {_short(name)}'s {_lower_first(item)}: {value} {{cite}}."
+    return _grounded(hit, "specification", question, answer)
 
 
 def _lookup_draft(hit: SearchHit, name: str, key: str, value: str) -> Draft:
     """A two-column table that is no specification: an LED pattern and what it means, say."""
     key, value = _clean(key), _clean(value)
-    return Draft(
-        question=f'What does "{key}" mean on my {_short(name)}?',
-        answer=f"{key}: {_lower_first(value).rstrip('.')} {{cite}}.",
-        chunk_id=hit.chunk_id,
-        product=hit.product,
-        kind="lookup",
-    )
+    question = f'What does "{key}" mean on my {_short(name)}?'
+    answer = f"{key}: {_lower_first(value).rstrip('.')} {{cite}}."
+    return _grounded(hit, "lookup", question, answer)
 
 
 def _steps_draft(hit: SearchHit, name: str, steps: list[str]) -> Draft:
@@ -162,26 +154,15 @@ def _steps_draft(hit: SearchHit, name: str, steps: list[str]) -> Draft:
     lines = [f"{i}. {_first_sentence(step)}" for i, step in enumerate(shown, 1)]
     lines[0] = _cited(lines[0])
     more = " Let me know how it goes before we continue." if len(steps) > MAX_STEPS else ""
-    return Draft(
-        question=_how_question(_topic(hit), name),
-        answer="\n".join(lines) + more,
-        chunk_id=hit.chunk_id,
-        product=hit.product,
-        kind="steps",
-    )
+    return _grounded(hit, "steps", _how_question(_topic(hit), name), "\n".join(lines) + more)
 
 
 def _section_draft(hit: SearchHit, name: str) -> Draft | None:
     sentences = [s for s in SENTENCE_END.split(_paragraphs(hit.text)) if len(s.split()) >= 4]
     if len(sentences) < 1 or not hit.heading_path:
         return None
-    return Draft(
-        question=f"What should I know about {_lower_first(_topic(hit))} on my {_short(name)}?",
-        answer=_cited(" ".join(sentences[:2])),
-        chunk_id=hit.chunk_id,
-        product=hit.product,
-        kind="section",
-    )
+    question = f"What should I know about {_lower_first(_topic(hit))} on my {_short(name)}?"
+    return _grounded(hit, "section", question, _cited(" ".join(sentences[:2])))
 
 
 def _cited(text: str) -> str:
