@@ -292,7 +292,8 @@ class _OnePlan:
 
     def plan(self, case: AnswerCase) -> Plan:
         messages: list[ChatMessage] = [{"role": "user", "content": case.question}]
-        return Plan(messages, ["router/e5"], ["c1"], ["E5 means no internet from the modem."])
+        sources = ["E5 means no internet from the modem."]
+        return Plan(messages, ["router/e5"], ["c1"], sources, prompt_tokens=321)
 
 
 async def test_eval_scores_what_the_service_would_send_and_stops_where_it_would() -> None:
@@ -310,6 +311,7 @@ async def test_eval_scores_what_the_service_would_send_and_stops_where_it_would(
     assert cut.text == "E5 means the modem gives no internet [1]. Restart it."
     assert cut.cited == ["router/e5"] and cut.cut_rule is not None and not cut.ended_by_model
     assert rambling.yielded[0] < len(rambling.pieces) // 2  # generation stopped at the cut
+    assert cut.prompt_tokens == 321  # the engine's count never came: the prompt builder's
     (leaked,) = await answer_all(ScriptedEngine(leak), Variant("prompted"), _OnePlan(), cases,
                                  params, None, hygiene=hygiene)  # fmt: skip
     assert leaked.leaked and leaked.text == system.low_confidence_reply

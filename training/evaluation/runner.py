@@ -95,7 +95,7 @@ async def _answer(
         plan.outcome,
         cited,
         ttft_s=first - started if first is not None else None,
-        prompt_tokens=completion.prompt_tokens if completion else 0,
+        prompt_tokens=completion.prompt_tokens if completion else plan.prompt_tokens,
         completion_tokens=tokens,
         seconds=time.perf_counter() - started,
         echoed=echoes_prompt(text, [m["content"] for m in plan.messages]),

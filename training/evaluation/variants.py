@@ -60,6 +60,7 @@ class Plan:
     sources: list[str] = field(default_factory=list)  # what [1], [2]... point at
     chunk_ids: list[str] = field(default_factory=list)  # the chunks behind [1], [2]...
     source_texts: list[str] = field(default_factory=list)  # their texts (hygiene allows copying)
+    prompt_tokens: int = 0  # the prompt builder's count, for answers whose stream was closed early
     canned: str | None = None
     outcome: str = "model"  # or handoff, out_of_scope, low_confidence
 
@@ -133,6 +134,7 @@ class ServicePlanner:
             [hit.doc_id for hit in built.sources],
             [hit.chunk_id for hit in built.sources],
             [hit.text for hit in built.sources],
+            built.token_counts.get("total", 0),
         )
 
     def _handoff(self, case: AnswerCase) -> Plan | None:
