@@ -8,6 +8,7 @@ body-size limit), so they are read once here and replayed to the app; uploads pa
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,7 +32,7 @@ class NulGuard:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
-        if b"\\u0000" in body or b"\x00" in body:
+        if b"\x00" in body or _decodes_to_nul(body):
             await _refuse(send)
             return
         await self.app(scope, _replay(body, receive), send)
@@ -39,6 +40,30 @@ class NulGuard:
 
 def _has_nul(path: str) -> bool:
     return "\x00" in path
+
+
+def _decodes_to_nul(body: bytes) -> bool:
+    # Only a `\u0000` escape can decode to NUL; `\\u0000` is the harmless text backslash-u0000.
+    if b"\\u0000" not in body:
+        return False
+    try:
+        document = json.loads(body)
+    except ValueError:  # not JSON after all: the app answers it as such
+        return False
+    return any("\x00" in text for text in _strings(document))
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a decoded JSON document, object keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def _is_json(scope: Scope) -> bool:

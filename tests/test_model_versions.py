@@ -210,7 +210,7 @@ def test_names_are_unique_and_base_model_versions_need_no_adapter(client: TestCl
     assert answered_by(client)[:2] == ("base", None)
 
 
-def test_other_tenants_versions_are_invisible_and_changes_need_the_admin_scope(
+def test_other_tenants_versions_are_invisible_and_every_operation_needs_the_admin_scope(
     client: TestClient, settings: Settings, tiny_adapters: dict[str, Path]
 ) -> None:
     add_adapter(settings, tiny_adapters["alpha"], "alpha")
@@ -228,9 +228,17 @@ def test_other_tenants_versions_are_invisible_and_changes_need_the_admin_scope(
         r = client.request(method, path, headers=headers)
         assert r.status_code == 404, (path, r.text)
         assert r.json()["error"]["code"] == "model_version_not_found"
-    chat_only = {"Authorization": f"Bearer {new_key(client, ['chat'], DEFAULT_TENANT_ID)}"}
-    assert client.get("/v1/models", headers=chat_only).status_code == 200
-    assert client.post("/v1/models/v1/activate", headers=chat_only).status_code == 403
+    for scopes in (["chat"], ["agent"], ["chat", "agent"]):
+        not_admin = {"Authorization": f"Bearer {new_key(client, scopes, DEFAULT_TENANT_ID)}"}
+        for method, path in [
+            ("GET", "/v1/models"),
+            ("GET", "/v1/models/v1"),
+            ("GET", "/v1/models/v1/events"),
+            ("POST", "/v1/models/v1/activate"),
+        ]:
+            r = client.request(method, path, headers=not_admin)
+            assert r.status_code == 403, (scopes, path, r.text)
+            assert "'admin'" in r.json()["error"]["message"]
     assert client.get("/v1/models/v1").json()["status"] == "candidate"
 
 

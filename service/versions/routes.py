@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter
 from fastapi import Path as PathParam
 
-from service.deps import AdminCaller, ComponentsDep, ReaderCaller
+from service.deps import AdminCaller, ComponentsDep
 from service.versions.schemas import (
     CanaryUpdate,
     ModelVersionCreate,
@@ -24,7 +24,7 @@ Name = Annotated[str, PathParam(max_length=100, description="The version name")]
 
 
 @router.get("", response_model=ModelVersionList, summary="List the tenant's model versions")
-async def list_versions(principal: ReaderCaller, components: ComponentsDep) -> ModelVersionList:
+async def list_versions(principal: AdminCaller, components: ComponentsDep) -> ModelVersionList:
     versions = components.versions
     rows = await versions.list_versions(principal.tenant_id)
     return ModelVersionList(
@@ -53,7 +53,7 @@ async def register(
 
 @router.get("/{name}", response_model=ModelVersionOut, summary="One model version")
 async def get_version(
-    name: Name, principal: ReaderCaller, components: ComponentsDep
+    name: Name, principal: AdminCaller, components: ComponentsDep
 ) -> ModelVersionOut:
     return ModelVersionOut.of(await components.versions.get(principal.tenant_id, name))
 
@@ -109,7 +109,7 @@ async def reject(
     summary="The version's audit trail: who registered, activated, rolled it back, and when",
 )
 async def events(
-    name: Name, principal: ReaderCaller, components: ComponentsDep
+    name: Name, principal: AdminCaller, components: ComponentsDep
 ) -> list[ModelVersionEventOut]:
     rows = await components.versions.events(principal.tenant_id, name)
     return [ModelVersionEventOut.of(r, name) for r in rows]
