@@ -1,13 +1,16 @@
-"""Refuse NUL characters before they reach the database.
+"""Refuse text the database cannot store before it reaches the database.
 
-PostgreSQL text columns cannot hold U+0000, so a NUL in a path, a query or a JSON body would
-otherwise surface as a server error deep in the store. JSON bodies are small (they are under the
-body-size limit), so they are read once here and replayed to the app; uploads pass untouched.
+PostgreSQL text columns cannot hold U+0000, and no database encodes a lone UTF-16 surrogate
+(a `\\ud800` escape without its pair) as UTF-8, so either in a path, a query or a JSON body would
+otherwise surface as a server error deep in the store, after part of the request was stored.
+JSON bodies are small (they are under the body-size limit), so they are read once here and
+replayed to the app; uploads pass untouched.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,6 +18,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.errors import error_body
 
 MESSAGE = "Text must not contain NUL (U+0000) characters; remove them and send again."
+SURROGATE_MESSAGE = (
+    "Text must not contain a lone UTF-16 surrogate (an escape such as \\ud800 without its pair); "
+    "send well-formed Unicode, escaping characters outside the BMP as a surrogate pair."
+)
+NUL = (MESSAGE, "nul_character")
+LONE_SURROGATE = (SURROGATE_MESSAGE, "lone_surrogate")
+# Only these escapes can decode to text the database refuses; other bodies are not parsed here.
+RISKY_ESCAPE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
+SURROGATE = re.compile("[\\ud800-\\udfff]")  # json.loads joins a valid pair into one character
 
 
 class NulGuard:
@@ -26,14 +38,14 @@ class NulGuard:
             await self.app(scope, receive, send)
             return
         if _has_nul(scope.get("path", "")) or b"%00" in scope.get("query_string", b""):
-            await _refuse(send)
+            await _refuse(send, NUL)
             return
         if not _is_json(scope):
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
-        if b"\x00" in body or _decodes_to_nul(body):
-            await _refuse(send)
+        if refusal := _refusal(body):
+            await _refuse(send, refusal)
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -42,15 +54,22 @@ def _has_nul(path: str) -> bool:
     return "\x00" in path
 
 
-def _decodes_to_nul(body: bytes) -> bool:
-    # Only a `\u0000` escape can decode to NUL; `\\u0000` is the harmless text backslash-u0000.
-    if b"\\u0000" not in body:
-        return False
+def _refusal(body: bytes) -> tuple[str, str] | None:
+    # `\\u0000` in the bytes is the harmless text backslash-u0000: only decoded strings count.
+    if b"\x00" in body:
+        return NUL
+    if not RISKY_ESCAPE.search(body):
+        return None
     try:
         document = json.loads(body)
     except ValueError:  # not JSON after all: the app answers it as such
-        return False
-    return any("\x00" in text for text in _strings(document))
+        return None
+    for text in _strings(document):
+        if "\x00" in text:
+            return NUL
+        if SURROGATE.search(text):
+            return LONE_SURROGATE
+    return None
 
 
 def _strings(value: object) -> Iterator[str]:
@@ -93,8 +112,9 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(send: Send) -> None:
-    payload = json.dumps(error_body("invalid_request", MESSAGE, "nul_character")).encode()
+async def _refuse(send: Send, refusal: tuple[str, str]) -> None:
+    message, code = refusal
+    payload = json.dumps(error_body("invalid_request", message, code)).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
