@@ -141,12 +141,13 @@ class GuardrailConfig(BaseModel):
 
     version: int = Field(ge=1)
     human_request: list[str] = Field(min_length=1)
+    human_request_patterns: list[str] = []  # regular expressions, for what phrases cannot say
     frustration: list[str] = []
     sensitive_topics: dict[str, list[str]] = {}
     repeat_similarity: float = Field(default=0.88, gt=0, le=1)
     injection_phrases: list[str] = []
 
-    @field_validator("injection_phrases")
+    @field_validator("human_request_patterns", "injection_phrases")
     @classmethod
     def _compiles(cls, patterns: list[str]) -> list[str]:
         return _check_patterns(patterns)

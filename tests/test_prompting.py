@@ -19,7 +19,7 @@ from knowledge.embedding import Embedder
 from knowledge.index import SearchHit
 from service.config import SAMPLE_KNOWLEDGE_DIR
 from service.prompting.builder import PromptBuilder, cited_numbers
-from service.prompting.guardrails import Guardrails
+from service.prompting.guardrails import Guardrails, Handoff
 from service.prompting.selection import TemplateSelector, error_codes
 
 CATALOG = load_products(SAMPLE_KNOWLEDGE_DIR)
@@ -195,6 +195,40 @@ def test_no_escalation_before_a_condition_is_met(
 
 def test_escalation_needs_a_chosen_template(guardrails: Guardrails) -> None:
     assert guardrails.escalation(None, "restarted the modem and it is still E5", []) is None
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "I want a human please",
+        "agent",
+        "Agent!",
+        "can I speak to a person",
+        "talk to someone",
+        "real person",
+        "representative",
+        "I need to speak with someone",
+        "get me a real person now",
+    ],
+)
+def test_plain_requests_for_a_person_hand_off(guardrails: Guardrails, message: str) -> None:
+    assert guardrails.handoff(message, []) == Handoff("asked_for_human")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "my agent app keeps crashing",
+        "what is the user agent string of the camera's web page?",
+        "how do I add a person to my account",
+        "does the doorbell camera detect a person or just motion?",
+        "I need an agent app for the hub",
+    ],
+)
+def test_product_questions_about_agents_and_people_do_not_hand_off(
+    guardrails: Guardrails, message: str
+) -> None:
+    assert guardrails.handoff(message, []) is None
 
 
 def test_every_escalate_when_condition_has_cues() -> None:

@@ -46,13 +46,14 @@ class Guardrails:
         self._config = config
         self._embedder = embedder
         self._human = _phrases(config.human_request)
+        self._human_patterns = [re.compile(p, re.IGNORECASE) for p in config.human_request_patterns]
         self._frustration = _phrases(config.frustration)
         self._topics = {topic: _phrases(words) for topic, words in config.sensitive_topics.items()}
         self._injection = [re.compile(p, re.IGNORECASE) for p in config.injection_phrases]
 
     def handoff(self, message: str, previous_user_messages: Sequence[str]) -> Handoff | None:
         """The first hand-off trigger the message meets, or None."""
-        if self._human.search(message):
+        if self._human.search(message) or any(p.search(message) for p in self._human_patterns):
             return Handoff("asked_for_human")
         for topic, pattern in self._topics.items():
             if found := pattern.search(message):
