@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from service.store.models import DEFAULT_TENANT_ID
 from tests.conftest import OPERATOR_KEY
 from tests.test_api import assert_error
 
@@ -70,6 +71,21 @@ def test_bad_uploads_get_clear_errors(client: TestClient) -> None:
     )
     assert_error(r, 422, "unknown_product", "toaster")
     assert_error(client.post("/v1/knowledge/documents"), 422, "validation_error", "files")
+
+
+def test_files_of_an_unsupported_type_are_refused_in_failed_and_never_stored(
+    client: TestClient,
+) -> None:
+    refused = ["passwd", ".htaccess", "setup.exe"]
+    body = upload(client, ("zephyr.md", PAGE), *[(name, b"root:x:0:0\n") for name in refused])
+    assert body["added"] == [f"uploads/{PRODUCT}/zephyr.md"]
+    failed: list[dict[str, str]] = body["failed"]  # type: ignore[assignment]
+    assert [f["source"] for f in failed] == [f"uploads/{PRODUCT}/{name}" for name in refused]
+    assert all("not a supported document type" in f["reason"] for f in failed)
+    assert all(".md" in f["reason"] and ".pdf" in f["reason"] for f in failed)
+    data_dir = client.app.state.components.settings.data_dir  # type: ignore[attr-defined]
+    stored = data_dir / "knowledge" / DEFAULT_TENANT_ID / "uploads" / PRODUCT
+    assert sorted(p.name for p in stored.iterdir()) == ["zephyr.md"]
 
 
 def test_each_tenant_has_its_own_knowledge(db_client: TestClient) -> None:

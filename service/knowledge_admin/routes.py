@@ -42,8 +42,9 @@ class SourceOut(BaseModel):
     "/documents",
     response_model=IngestOut,
     summary="Upload documents (Markdown, HTML, PDF, text, docs.jsonl) and index them",
-    description="Each bad file (corrupt, empty, binary, too large) is reported under `failed` "
-    "with the reason; the others are indexed. Re-uploading a file replaces its chunks.",
+    description="Each bad file (corrupt, empty, binary, too large, of a type not read) is "
+    "reported under `failed` with the reason (one of a type not read is never stored); the "
+    "others are indexed. Re-uploading a file replaces its chunks.",
 )
 async def upload(
     principal: AdminCaller,

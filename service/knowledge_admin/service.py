@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from knowledge.chunking import Chunker
-from knowledge.documents import MAX_SOURCE_BYTES, SourceDocument
+from knowledge.documents import MAX_SOURCE_BYTES, SUFFIXES, SourceDocument
 from knowledge.index import KnowledgeIndex
 from knowledge.ingest import BatchWriter, IngestReport, read_documents
 from service.errors import InvalidRequest, NotFound
@@ -22,6 +22,10 @@ from service.errors import InvalidRequest, NotFound
 UPLOADS = "uploads"
 NO_PRODUCT = "_all"
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+UNSUPPORTED = (
+    "not a supported document type, so it was not stored; name it with one of "
+    + ", ".join(SUFFIXES)
+)
 
 
 class SourceNotFound(NotFound):
@@ -51,11 +55,15 @@ class KnowledgeAdmin:
     async def upload(
         self, tenant_id: str, index: KnowledgeIndex, product: str | None, files: list[Upload]
     ) -> IngestReport:
-        """Store the files and index them; each bad file is reported, the rest go in."""
+        """Store the files and index them; each bad file is reported, the rest go in.
+        A file of a type ingestion does not read is reported too, and never written."""
         folder = self._uploads(tenant_id) / (product or NO_PRODUCT)
         async with self._lock(tenant_id):
-            await asyncio.to_thread(_write_files, folder, files, self._max_bytes)
-            return await asyncio.to_thread(self._ingest, tenant_id, index, False)
+            refused = await asyncio.to_thread(_write_files, folder, files, self._max_bytes)
+            report = await asyncio.to_thread(self._ingest, tenant_id, index, False)
+        sources = [(f"{UPLOADS}/{folder.name}/{name}", why) for name, why in refused]
+        report.failed = sources + report.failed
+        return report
 
     async def reindex(self, tenant_id: str, index: KnowledgeIndex) -> IngestReport:
         """Index every uploaded file again: changed ones replaced, removed ones pruned."""
@@ -145,10 +153,12 @@ class KnowledgeAdmin:
             self._status_file(tenant_id).write_text(json.dumps(failures, indent=1))
 
 
-def _write_files(folder: Path, files: list[Upload], max_bytes: int) -> None:
+def _write_files(folder: Path, files: list[Upload], max_bytes: int) -> list[tuple[str, str]]:
+    """Write the files ingestion reads; (name as sent, why) for those of other types."""
     if not files:
         raise InvalidRequest("Send at least one file in the `files` form field.")
     folder.mkdir(parents=True, exist_ok=True)
+    refused = []
     for upload in files:
         name = SAFE_NAME.sub("-", Path(upload.filename).name).strip(".-")
         if not name:
@@ -157,7 +167,11 @@ def _write_files(folder: Path, files: list[Upload], max_bytes: int) -> None:
             raise InvalidRequest(
                 f"{upload.filename} is {len(upload.content)} bytes; the limit is {max_bytes}."
             )
+        if Path(name).suffix.lower() not in SUFFIXES:
+            refused.append((Path(upload.filename).name, UNSUPPORTED))
+            continue
         (folder / name).write_bytes(upload.content)
+    return refused
 
 
 def _prune_missing(index: KnowledgeIndex, present: set[str], report: IngestReport) -> None:
