@@ -262,6 +262,9 @@ def _write_record(
             "dropped_too_long": dropped,
         },
         "lora": job.lora.model_dump(),
+        "loss": job.loss.model_dump(),
+        "base_dtype": base_dtype(job.base_dtype),
+        "init_adapter": str(job.init_adapter) if job.init_adapter else None,
         "trainer": job.trainer,
         "seed": trainer.args.seed,
         "metrics": {
