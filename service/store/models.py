@@ -226,3 +226,14 @@ class Rating(Base):
     tags: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     message: Mapped[Message] = relationship(back_populates="ratings")
+
+
+class WidgetConfig(Base):
+    """How one publishable key's widget looks and speaks: colours, title, strings, questions."""
+
+    __tablename__ = "widget_configs"
+
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
