@@ -118,6 +118,12 @@ class WebhookSettings(BaseModel):
     backoff_cap_s: float = Field(default=3600.0, gt=0, description="Longest delay between tries.")
     timeout_s: float = Field(default=10.0, gt=0, description="Longest wait for a receiver.")
     poll_interval_s: float = Field(default=5.0, gt=0, description="How often due rows are sought.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Private or loopback targets webhooks may reach anyway (on-premises "
+        'helpdesks): host names, IP addresses or CIDR networks, e.g. ["helpdesk.corp", '
+        '"10.20.0.0/16"]. Every other target must be a public address.',
+    )
 
 
 class Settings(BaseSettings):

@@ -80,6 +80,10 @@ class IdempotencyKeyReused(InvalidRequest):
     code = "idempotency_key_reused"
 
 
+class WebhookTargetForbidden(InvalidRequest):
+    code = "webhook_target_forbidden"
+
+
 class RateLimited(TunedeskError):
     status_code = 429
     error_type = "rate_limited"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,11 +25,13 @@ from knowledge.embedding import Embedder
 from service.app import Overrides, create_app
 from service.config import Settings, WebhookSettings
 from service.db import make_engine, migrate, session_factory
+from service.errors import WebhookTargetForbidden
 from service.events import Event
 from service.store.models import DEFAULT_TENANT_ID, utcnow
 from service.webhooks.dispatcher import backoff_s
 from service.webhooks.signing import InvalidSignature, sign, verify
 from service.webhooks.store import Attempt, WebhookStore
+from service.webhooks.targets import TargetPolicy, TargetUnresolved, refused_kind
 from tests.conftest import make_settings, new_key
 
 T = TypeVar("T")
@@ -40,6 +45,7 @@ FAST_RETRIES = WebhookSettings(
     backoff_cap_s=0.2,
     timeout_s=5,
     poll_interval_s=0.2,
+    allowed_hosts=["localhost"],  # the receivers' name; its address, 127.0.0.1, stays refused
 )
 
 
@@ -264,12 +270,12 @@ def test_unreachable_receiver_is_retried_then_failed(client: TestClient) -> None
     with socket.socket() as probe:  # a port nobody listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    webhook = register(client, f"http://127.0.0.1:{port}/hook")
+    webhook = register(client, f"http://localhost:{port}/hook")
     hand_off(client)
     delivery = wait_for(settled(client, webhook["id"]))
     assert (delivery["status"], delivery["attempts"]) == ("failed", MAX_ATTEMPTS)
     assert delivery["last_status_code"] is None
-    assert "ConnectError" in delivery["last_error"]
+    assert delivery["last_error"] == "ConnectError"
 
 
 def test_test_event_pagination_and_delete(client: TestClient, receiver: Receiver) -> None:
@@ -419,3 +425,118 @@ def test_readme_verification_snippet_accepts_a_real_signature() -> None:
     body = b'{"id":"evt_1"}'
     assert namespace["verify"]("whsec_k", sign("whsec_k", body), body)
     assert not namespace["verify"]("whsec_other", sign("whsec_k", body), body)
+
+
+SSRF_TARGETS = [
+    ("http://127.0.0.1:8000/v1/admin", "loopback"),
+    ("http://2130706433/", "loopback"),  # 127.0.0.1 in decimal
+    ("http://0x7f.1/", "loopback"),
+    ("http://0177.0.0.1/", "loopback"),
+    ("http://[::1]:8000/", "loopback"),
+    ("http://[::ffff:127.0.0.1]/", "loopback"),  # IPv4-mapped IPv6
+    ("http://0.0.0.0:8000/", "unspecified"),
+    ("http://0/", "unspecified"),
+    ("http://169.254.169.254/latest/meta-data/", "link-local"),  # cloud metadata
+    ("http://[fe80::1]/", "link-local"),
+    ("http://10.0.0.7/hook", "private"),
+    ("http://192.168.1.1/hook", "private"),
+    ("https://[fd00::1]/hook", "private"),
+    ("http://100.64.0.1/hook", "not globally routable"),  # carrier-grade NAT
+    ("http://224.0.0.1/hook", "multicast"),
+    ("http://240.0.0.1/hook", "reserved"),
+]
+
+
+@pytest.mark.parametrize(("url", "kind"), SSRF_TARGETS)
+def test_non_public_targets_are_refused_at_registration(
+    client: TestClient, url: str, kind: str
+) -> None:
+    response = client.post("/v1/webhooks", json={"url": url})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "webhook_target_forbidden"
+    assert f"is a {kind} address" in error["message"]
+    assert "TUNEDESK_WEBHOOKS__ALLOWED_HOSTS" in error["message"]
+    assert client.get("/v1/webhooks").json() == []
+
+
+def test_a_forbidden_target_is_refused_again_at_delivery(
+    client: TestClient, httpserver: HTTPServer
+) -> None:
+    """A row registered before the check, or a name that now resolves to loopback (rebinding)."""
+    got: list[Request] = []
+
+    def internal(request: Request) -> Response:
+        got.append(request)
+        return Response("internal secrets")
+
+    httpserver.expect_request("/internal", method="POST").respond_with_handler(internal)
+    tenant = client.get("/v1/tenant").json()["id"]
+    components = client.app.state.components  # type: ignore[attr-defined]
+    store = WebhookStore(session_factory(components.database))
+    url = f"http://127.0.0.1:{httpserver.port}/internal"
+    endpoint = store.create_endpoint(tenant, url, [HANDOFF], None)
+
+    assert client.post(f"/v1/webhooks/{endpoint.id}/test").status_code == 202
+    delivery = wait_for(settled(client, endpoint.id))
+    assert (delivery["status"], delivery["attempts"]) == ("failed", 1)  # never retried
+    assert delivery["last_error"].startswith("refused: webhook URL host 127.0.0.1 is a loopback")
+    assert got == []
+
+
+def test_receiver_replies_are_never_reflected(client: TestClient, httpserver: HTTPServer) -> None:
+    path = f"/hook/{uuid4().hex}"
+    httpserver.expect_request(path, method="POST").respond_with_response(
+        Response("root:x:0:0:root AKIA-SECRET", status=400)
+    )
+    webhook = register(client, httpserver.url_for(path))
+    assert client.post(f"/v1/webhooks/{webhook['id']}/test").status_code == 202
+    delivery = wait_for(settled(client, webhook["id"]))
+    assert (delivery["last_status_code"], delivery["last_error"]) == (400, "HTTP 400 Bad Request")
+
+
+def test_a_non_http_listener_is_named_not_quoted(client: TestClient) -> None:
+    """Something like Redis on the allowed host answers bytes that are not HTTP."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        thread = threading.Thread(target=_answer_garbage, args=(listener,), daemon=True)
+        thread.start()
+        webhook = register(client, f"http://localhost:{port}/")
+        assert client.post(f"/v1/webhooks/{webhook['id']}/test").status_code == 202
+        delivery = wait_for(settled(client, webhook["id"]), timeout_s=30)
+        thread.join(timeout=5)
+    assert "SECRET" not in (delivery["last_error"] or "")
+    assert delivery["last_error"] in {"RemoteProtocolError", "ReadError", "ConnectError"}
+
+
+def _answer_garbage(listener: socket.socket) -> None:
+    listener.settimeout(20)
+    for _ in range(MAX_ATTEMPTS):
+        with suppress(OSError):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"-ERR SECRET-TOKEN unknown command 'POST'\r\n")
+
+
+async def test_names_are_resolved_then_pinned_to_the_checked_address() -> None:
+    with pytest.raises(WebhookTargetForbidden, match=r"localhost \(127.0.0.1\) is a loopback"):
+        await TargetPolicy().pin("http://localhost:8080/hook")
+    [target] = await TargetPolicy(["127.0.0.0/8"]).pin("http://localhost:8080/hook")
+    assert (str(target.url), target.host_header) == ("http://127.0.0.1:8080/hook", "localhost:8080")
+    [secure] = await TargetPolicy(["localhost"]).pin("https://localhost/hook")
+    assert secure.extensions == {"sni_hostname": "localhost"}  # TLS still checks the name
+    await TargetPolicy().check("https://helpdesk.invalid/hook")  # unresolvable: each attempt checks
+    with pytest.raises(TargetUnresolved):
+        await TargetPolicy().pin("https://helpdesk.invalid/hook")
+
+
+def test_public_addresses_and_allowed_networks_pass() -> None:
+    policy = TargetPolicy(["10.20.0.0/16", "Helpdesk.Corp."])
+    public, internal = ipaddress.ip_address("8.8.8.8"), ipaddress.ip_address("10.20.3.4")
+    assert policy.refusal("8.8.8.8", public) is None
+    assert policy.refusal("2606:4700::1111", ipaddress.ip_address("2606:4700::1111")) is None
+    assert policy.refusal("10.20.3.4", internal) is None
+    assert policy.refusal("helpdesk.corp", ipaddress.ip_address("10.99.0.1")) is None
+    assert policy.refusal("10.21.0.1", ipaddress.ip_address("10.21.0.1")) is not None
+    assert refused_kind(ipaddress.ip_address("2002:7f00:1::")) == "loopback"  # 6to4 of 127.0.0.1

@@ -17,18 +17,20 @@ from datetime import datetime, timedelta
 import httpx
 
 from service.config import WebhookSettings
+from service.errors import WebhookTargetForbidden
 from service.events import Event
 from service.metrics import Metrics
 from service.store.models import WebhookDelivery, WebhookEndpoint, utcnow
 from service.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
 from service.webhooks.store import Attempt, WebhookStore
+from service.webhooks.targets import PinnedTarget, TargetPolicy, TargetUnresolved
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "tunedesk-webhooks/1"
 BATCH = 50  # deliveries claimed per pass
 LEASE_MARGIN_S = 30.0  # a claimed attempt is someone else's to retry only after timeout + this
-ERROR_CHARS = 300
+ERROR_CHARS = 300  # last_error names what went wrong; it never quotes what a receiver sent
 
 
 @dataclass(frozen=True)
@@ -38,15 +40,23 @@ class Reply:
     status_code: int | None
     error: str | None = None
     retry_after_s: float | None = None
+    final: bool = False  # no later attempt can do better (a forbidden target)
 
 
 class WebhookDispatcher:
     """Turns events into delivery rows and sends due rows until stopped."""
 
-    def __init__(self, store: WebhookStore, settings: WebhookSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: WebhookStore,
+        settings: WebhookSettings,
+        metrics: Metrics,
+        targets: TargetPolicy | None = None,
+    ) -> None:
         self._store = store
         self._settings = settings
         self._metrics = metrics
+        self._targets = targets or TargetPolicy(settings.allowed_hosts)
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -117,7 +127,6 @@ class WebhookDispatcher:
             asyncio.get_running_loop().call_later(max(delay, 0.0), self.wake)
 
     async def _post(self, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> Reply:
-        assert self._client is not None, "start() the dispatcher first"
         body = json.dumps(delivery.payload, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
@@ -127,9 +136,29 @@ class WebhookDispatcher:
             DELIVERY_HEADER: delivery.id,
         }
         try:
-            response = await self._client.post(endpoint.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            return Reply(None, f"{type(exc).__name__}: {exc}"[:ERROR_CHARS])
+            targets = await self._targets.pin(endpoint.url)  # checked after resolution
+        except WebhookTargetForbidden as exc:
+            return Reply(None, f"refused: {exc.message}"[:ERROR_CHARS], final=True)
+        except TargetUnresolved as exc:
+            return Reply(None, f"DNS: {exc}"[:ERROR_CHARS])
+        reply = Reply(None, "no address to connect to")
+        for target in targets:  # like a plain connect: the next address when one refuses
+            reply = await self._send(target, body, headers)
+            if reply.status_code is not None or reply.error != "ConnectError":
+                break
+        return reply
+
+    async def _send(self, target: PinnedTarget, body: bytes, headers: dict[str, str]) -> Reply:
+        assert self._client is not None, "start() the dispatcher first"
+        try:
+            response = await self._client.post(
+                target.url,
+                content=body,
+                headers={**headers, "Host": target.host_header},
+                extensions=target.extensions,
+            )
+        except httpx.HTTPError as exc:  # its text can quote the receiver's bytes: name it only
+            return Reply(None, type(exc).__name__)
         return _reply_of(response)
 
     def _report(self, delivery: WebhookDelivery, attempt: Attempt) -> None:
@@ -155,7 +184,7 @@ class WebhookDispatcher:
 def _reply_of(response: httpx.Response) -> Reply:
     if response.is_success:
         return Reply(response.status_code)
-    error = f"HTTP {response.status_code}: {response.text}"[:ERROR_CHARS]
+    error = f"HTTP {response.status_code} {httpx.codes.get_reason_phrase(response.status_code)}"
     retry_after = response.headers.get("Retry-After", "")
     seconds = float(retry_after) if retry_after.isdigit() else None
     return Reply(response.status_code, error, seconds)
@@ -164,6 +193,8 @@ def _reply_of(response: httpx.Response) -> Reply:
 def retryable(reply: Reply) -> bool:
     """No answer, a timeout, 429 and 5xx may pass; any other status will not change."""
     code = reply.status_code
+    if reply.final:
+        return False
     return code is None or code == 429 or code >= 500
 
 

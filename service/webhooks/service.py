@@ -12,6 +12,7 @@ from service.metrics import Metrics
 from service.store.models import WebhookDelivery, WebhookEndpoint
 from service.webhooks.dispatcher import WebhookDispatcher
 from service.webhooks.store import WebhookStore, envelope
+from service.webhooks.targets import TargetPolicy
 
 TEST_EVENT = "webhook.test"
 
@@ -19,9 +20,12 @@ TEST_EVENT = "webhook.test"
 class WebhookService:
     """A tenant's webhook endpoints and deliveries; the dispatcher does the sending."""
 
-    def __init__(self, store: WebhookStore, dispatcher: WebhookDispatcher) -> None:
+    def __init__(
+        self, store: WebhookStore, dispatcher: WebhookDispatcher, targets: TargetPolicy
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
+        self._targets = targets
 
     async def start(self) -> None:
         await self._dispatcher.start()
@@ -32,6 +36,8 @@ class WebhookService:
     async def create_endpoint(
         self, tenant_id: str, url: str, events: list[str], description: str | None
     ) -> WebhookEndpoint:
+        """A new endpoint; a URL that is or resolves to a non-public address is refused."""
+        await self._targets.check(url)
         return await asyncio.to_thread(
             self._store.create_endpoint, tenant_id, url, events, description
         )
@@ -83,6 +89,7 @@ def build_webhooks(
 ) -> WebhookService:
     """The webhook service, its dispatcher subscribed to the app's events."""
     store = WebhookStore(sessions)
-    dispatcher = WebhookDispatcher(store, settings, metrics)
+    targets = TargetPolicy(settings.allowed_hosts)
+    dispatcher = WebhookDispatcher(store, settings, metrics, targets)
     events.subscribe(dispatcher.on_event)
-    return WebhookService(store, dispatcher)
+    return WebhookService(store, dispatcher, targets)
