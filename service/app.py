@@ -166,7 +166,7 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
         auth=Authenticator(settings, tenants, limiter),
         events=events,
         replies=Replies(chat, IdempotencyStore(sessions)),
-        conversations=ConversationService(store, catalog, events, metrics),
+        conversations=ConversationService(store, catalog, events, metrics, chooser),
         demo_keys=DemoKeys(tenants),
         knowledge=KnowledgeAdmin(settings.data_dir, settings.knowledge.max_upload_bytes),
         versions=versions,

@@ -18,6 +18,11 @@ ANSWER_LABELS = ["tenant", "product", "model_version", "channel"]
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 
 
+def version_label(model_version: str | None, adapter: str | None) -> str:
+    """The model_version label: the version's name, else its adapter, else `base`."""
+    return model_version or adapter or "base"
+
+
 class Metrics:
     """The service's metrics."""
 
@@ -63,8 +68,8 @@ class Metrics:
         )
         self.handoffs = self._counter(
             "tunedesk_handoffs",
-            "Conversations handed to a human.",
-            ["tenant", "product", "channel", "reason"],
+            "Conversations handed to a human, by the model version they were routed to.",
+            ["tenant", "product", "model_version", "channel", "reason"],
         )
         self.guardrails = self._counter(
             "tunedesk_guardrail_answers",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from service.events import EventBus
-from service.metrics import Metrics
+from service.metrics import Metrics, version_label
 from service.prompting.examples import ExampleStore
 from service.store.models import Message, Rating
 from service.store.repository import ConversationStore, RatingInput
@@ -34,7 +34,7 @@ class RatingService:
 
     def _count(self, tenant_id: str, answer: Message, rating: RatingInput) -> None:
         label = rating.label or ("good" if (rating.score or 0) >= GOOD_SCORE else "bad")
-        version = answer.model_version or answer.adapter or "base"
+        version = version_label(answer.model_version, answer.adapter)
         channel = answer.conversation.channel
         self._metrics.ratings.labels(tenant_id, answer.product or "", version, channel, label).inc()
 

@@ -47,7 +47,9 @@ def answer_record(
         error=error.message if error else None,
         prompt=[{"role": m["role"], "content": m["content"]} for m in prompt.messages],
         example_ids=[e.id for e in prompt.examples],
-        model_version=None if turn.canned else turn.model_version,
+        # a canned answer (hand-off, refusal) still counts against the version the
+        # conversation is routed to, though no adapter wrote it
+        model_version=turn.model_version,
     )
 
 

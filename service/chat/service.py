@@ -31,7 +31,7 @@ from service.errors import (
     UnknownProduct,
 )
 from service.events import EventBus
-from service.metrics import Metrics
+from service.metrics import Metrics, version_label
 from service.prompting.builder import BuiltPrompt, PromptBuilder
 from service.prompting.examples import ExampleStore
 from service.prompting.guardrails import Guardrails, Handoff
@@ -247,8 +247,11 @@ class ChatService:
     ) -> Turn:
         await asyncio.to_thread(self._store.mark_handoff, context.conversation_id, handoff.reason)
         caller = context.caller
+        reply = self._prompting.system.handoff_reply or DEFAULT_HANDOFF_REPLY
+        turn = self._without_model(context, reply, "handoff", flags, received, handoff)
+        version = version_label(turn.model_version, turn.adapter)
         self._metrics.handoffs.labels(
-            caller.tenant_id, context.product or "", caller.channel, handoff.reason
+            caller.tenant_id, context.product or "", version, caller.channel, handoff.reason
         ).inc()
         await self._bus.publish(
             caller.tenant_id,
@@ -262,8 +265,7 @@ class ChatService:
                 "customer_ref": caller.customer_ref,
             },
         )
-        reply = self._prompting.system.handoff_reply or DEFAULT_HANDOFF_REPLY
-        return self._without_model(context, reply, "handoff", flags, received, handoff)
+        return turn
 
     def _without_model(
         self,
@@ -274,15 +276,19 @@ class ChatService:
         received: float,
         handoff: Handoff | None = None,
     ) -> Turn:
-        """A turn answered with one of the brand's fixed texts instead of the model."""
+        """A turn answered with one of the brand's fixed texts instead of the model, under the
+        model version the conversation is routed to (so hand-offs count against it)."""
         empty = self._prompting.builder.empty()
+        version, adapter = self._versions.choose(context.caller.tenant_id, context.conversation_id)
         return Turn(
             context.conversation_id,
             context.product,
             empty,
             received,
             self._engine.model_name,
+            adapter,
             caller=context.caller,
+            model_version=version,
             handoff=handoff,
             canned=reply,
             outcome=outcome,
@@ -417,7 +423,7 @@ class ChatService:
         completion: Completion | None,
         replaced: bool = False,
     ) -> None:
-        version = turn.model_version or turn.adapter or "base"
+        version = version_label(turn.model_version, turn.adapter)
         labels = (turn.caller.tenant_id, turn.product or "", version, turn.caller.channel)
         self._metrics.answers.labels(*labels, record.finish_reason or "stop").inc()
         for flag in record.flags:

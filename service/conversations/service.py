@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from knowledge.catalog import ProductCatalog
-from service.chat.service import offered_product
+from service.chat.service import FixedVersion, VersionChooser, offered_product
 from service.chat.turn import Caller
 from service.events import EventBus
-from service.metrics import Metrics
+from service.metrics import Metrics, version_label
 from service.store.models import Conversation
 from service.store.repository import ConversationStore
 
@@ -20,7 +20,9 @@ class ConversationService:
         catalog: ProductCatalog,
         events: EventBus,
         metrics: Metrics,
+        versions: VersionChooser | None = None,
     ) -> None:
+        self._versions = versions or FixedVersion(None)
         self._store = store
         self._catalog = catalog
         self._events = events
@@ -43,7 +45,9 @@ class ConversationService:
         row = await asyncio.to_thread(
             self._store.request_handoff, tenant_id, conversation_id, reason
         )
-        self._metrics.handoffs.labels(tenant_id, row.product or "", row.channel, "requested").inc()
+        version = version_label(*self._versions.choose(tenant_id, conversation_id))
+        labels = (tenant_id, row.product or "", version, row.channel, "requested")
+        self._metrics.handoffs.labels(*labels).inc()
         await self._events.publish(tenant_id, "conversation.handoff", _data(row))
         return row
 
