@@ -25,10 +25,24 @@ def tiny(tiny_model_dir: Path) -> tuple[Any, Any]:
     return tokenizer, get_peft_model(model, lora)
 
 
-def batch(tokenizer: Any) -> dict[str, torch.Tensor]:
-    """Two chat rows of different lengths, right-padded, labelled on the answer only."""
+SHORT = [("E5 on my router?", "Restart the modem [1]."), ("E3?", "Plug in.")]
+# prompts longer than the tiny model's 32-token sliding window, so the frozen prompt's cache
+# holds a window, not the whole prompt
+LONG = [
+    (
+        "My X1000 router shows E5 on its front panel every morning since the firmware update "
+        "last week, the internet light is amber and the Wi-Fi works only for a minute or two. "
+        "What does E5 mean and what should I do?",
+        "E5 means the router lost its upstream link [2]. Restart the modem, then the router [2].",
+    ),
+    ("The T2 thermostat says E3 after I changed the batteries. Why is that?", "Replace them [1]."),
+]
+
+
+def batch(tokenizer: Any, pairs: list[tuple[str, str]] = SHORT) -> dict[str, torch.Tensor]:
+    """Chat rows of different lengths, right-padded, labelled on the answer only."""
     rows = []
-    for question, answer in [("E5 on my router?", "Restart the modem [1]."), ("E3?", "Plug in.")]:
+    for question, answer in pairs:
         prompt = [{"role": "user", "content": question}]
         start = len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"])
         full = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": answer}])
@@ -82,6 +96,36 @@ def test_the_end_of_turn_weighs_as_configured(tiny: tuple[Any, Any]) -> None:
         weighted = AnswerLoss(eot, end_of_turn_weight=5.0)(model, inputs).loss
     assert torch.allclose(weighted, (per_token * weights).sum() / mask.sum(), atol=1e-5)
     assert weighted > per_token.mean()
+
+
+@pytest.mark.parametrize("pairs", [SHORT, LONG], ids=["short", "past-the-window"])
+def test_a_frozen_prompt_gives_the_same_loss_and_trains_the_adapter(
+    tiny: tuple[Any, Any], pairs: list[tuple[str, str]]
+) -> None:
+    tokenizer, model = tiny
+    inputs = batch(tokenizer, pairs)
+    eot = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    full = AnswerLoss(eot, 5.0)(model, inputs)
+    full.loss.backward()
+    full_grads = lora_grads(model)
+    frozen = AnswerLoss(eot, 5.0, frozen_prompt=True)(model, inputs)
+    frozen.loss.backward()
+    frozen_grads = lora_grads(model)
+    # the forward values are the same: the prompt's cache is exactly what one pass computes
+    assert torch.allclose(frozen.loss, full.loss, atol=1e-5)
+    assert (frozen.labelled, frozen.correct) == (full.labelled, full.correct)
+    # every adapter weight that learns at all still does (answer positions run through every
+    # layer; LoRA's B starts at zero, so its A matrices get no gradient on either path) ...
+    learning = [bool(g.abs().sum() > 0) for g in full_grads]
+    assert any(learning)
+    assert [bool(g.abs().sum() > 0) for g in frozen_grads] == learning
+    # ... along nearly the full gradient's direction, without the prompt positions' share
+    cosine = torch.nn.functional.cosine_similarity(
+        torch.cat([g.flatten() for g in frozen_grads]),
+        torch.cat([g.flatten() for g in full_grads]),
+        dim=0,
+    )
+    assert 0.5 < float(cosine) < 1.0
 
 
 def test_progress_lines_say_step_speed_and_time_left() -> None:

@@ -45,6 +45,14 @@ class LossSettings(BaseModel):
         le=100.0,
         description="Loss weight of `<end_of_turn>`: the base model never emits it unweighted.",
     )
+    frozen_prompt: bool = Field(
+        default=True,
+        description=(
+            "Run the prompt without a graph and backpropagate through the answer only: the "
+            "same loss, the prompt positions' share of the gradient dropped, a step several "
+            "times faster (bench/train_step.py). false: the full gradient."
+        ),
+    )
 
 
 class TrainJob(BaseModel):

@@ -9,6 +9,13 @@ is labelled go through the head (transformers' `logits_to_keep`).
 The end-of-turn token is one label in ~65 and the base model has never emitted it, so with
 equal weights one epoch left its probability near 0.001 and every answer ran to the cap.
 `end_of_turn_weight` multiplies that token's loss.
+
+`frozen_prompt` (the CPU default) runs the prompt once without a graph and backpropagates
+through the answer alone: the prompt's keys and values come from a no-grad pass (the KV cache,
+exactly the forward values), and the answer positions attend to them with gradients. The loss
+is the same number; what is dropped is the gradient through the prompt positions' own
+activations (how the adapter would re-encode the sources), which is ~95 % of a row's positions
+and most of a step's time. See bench/train_step.py for what it saves.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ class AnswerLoss:
 
     end_of_turn_id: int
     end_of_turn_weight: float = 1.0
+    frozen_prompt: bool = False
 
     def __call__(
         self, model: Any, inputs: Mapping[str, Any], num_items_in_batch: Any = None
@@ -47,7 +55,10 @@ class AnswerLoss:
         targets = labels[:, 1:]  # position p predicts token p + 1
         keep = labelled_positions(targets)
         forward = {k: v for k, v in inputs.items() if k != "labels"}
-        outputs = model(**forward, use_cache=False, logits_to_keep=keep)
+        if self.frozen_prompt:
+            outputs = forward_after_frozen_prompt(model, forward, keep)
+        else:
+            outputs = model(**forward, use_cache=False, logits_to_keep=keep)
         picked = targets[:, keep]
         mask = picked != IGNORE
         logits = outputs.logits.float()[mask]
@@ -71,3 +82,32 @@ def labelled_positions(targets: Any) -> Any:
     if keep.numel() == 0:  # a batch without answer tokens still needs a graph to backpropagate
         keep = torch.zeros(1, dtype=torch.long, device=targets.device)
     return keep
+
+
+def forward_after_frozen_prompt(model: Any, forward: dict[str, Any], keep: Any) -> Any:
+    """The model's outputs at `keep`, with the positions before the first of them run without
+    a graph (their keys and values cached) and only the rest with one.
+
+    Every row's prompt is at least as long as the shortest, so with right padding the split is
+    real tokens in every row; the attention mask spans both parts, as in one full forward.
+    """
+    import torch
+
+    split = int(keep[0])
+    if split == 0:
+        return model(**forward, use_cache=False, logits_to_keep=keep)
+    ids, mask = forward["input_ids"], forward.get("attention_mask")
+    with torch.no_grad():
+        prefix = model(
+            input_ids=ids[:, :split],
+            attention_mask=None if mask is None else mask[:, :split],
+            use_cache=True,
+            logits_to_keep=1,
+        )
+    return model(
+        input_ids=ids[:, split:],
+        attention_mask=mask,
+        cache=prefix.cache if hasattr(prefix, "cache") else prefix.past_key_values,
+        use_cache=True,
+        logits_to_keep=keep - split,
+    )

@@ -66,7 +66,9 @@ def run_sft(job: TrainJob, base_model: Path, resume: bool, report: Report = prin
         callbacks=[ProgressReport(report)],
     )
     end_of_turn = inputs.tokenizer.convert_tokens_to_ids(END_OF_TURN)
-    trainer.answer_loss = AnswerLoss(end_of_turn, job.loss.end_of_turn_weight)
+    trainer.answer_loss = AnswerLoss(
+        end_of_turn, job.loss.end_of_turn_weight, frozen_prompt=job.loss.frozen_prompt
+    )
     checkpoint = resume_point(job, resume)
     return finish_run(trainer, job, base_model, checkpoint, report, inputs.dropped_train)
 
