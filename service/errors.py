@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,11 +17,18 @@ class TunedeskError(Exception):
     status_code = 500
     error_type = "internal_error"
     code = "internal_error"
+    retry_after_s: int | None = None  # when a retry may succeed; sent as Retry-After
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.headers = headers
+
+    def response_headers(self) -> dict[str, str] | None:
+        """The headers to send: the raiser's own, plus the class's Retry-After advice."""
+        if self.retry_after_s is None or "Retry-After" in (self.headers or {}):
+            return self.headers
+        return {**(self.headers or {}), "Retry-After": str(self.retry_after_s)}
 
 
 class InvalidRequest(TunedeskError):
@@ -109,6 +117,7 @@ class EngineUnavailable(TunedeskError):
     status_code = 503
     error_type = "engine_unavailable"
     code = "engine_unavailable"
+    retry_after_s: int | None = 10  # a restarting vLLM server is usually back within seconds
 
 
 class EngineBusy(EngineUnavailable):
@@ -117,11 +126,26 @@ class EngineBusy(EngineUnavailable):
 
 class ModelNotPrepared(EngineUnavailable):
     code = "model_not_prepared"
+    retry_after_s = None  # waiting does not prepare the model; `tunedesk model prepare` does
 
 
-def error_body(error_type: str, message: str, code: str) -> dict[str, Any]:
-    """The error envelope: {"error": {"type", "message", "code"}}."""
-    return {"error": {"type": error_type, "message": message, "code": code}}
+class DatabaseUnavailable(TunedeskError):
+    status_code = 503
+    error_type = "database_unavailable"
+    code = "database_unavailable"
+    retry_after_s: int | None = 5
+
+
+def error_body(
+    error_type: str, message: str, code: str, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The error envelope: {"error": {"type", "message", "code"}}, plus `retry_after_s` when
+    the response says when to retry (429, 503), so clients need not parse headers."""
+    error: dict[str, Any] = {"type": error_type, "message": message, "code": code}
+    retry_after = (headers or {}).get("Retry-After", "")
+    if retry_after.isdigit():
+        error["retry_after_s"] = int(retry_after)
+    return {"error": error}
 
 
 def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
@@ -137,8 +161,9 @@ def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
 
 async def _tunedesk_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TunedeskError)
-    body = error_body(exc.error_type, exc.message, exc.code)
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = exc.response_headers()
+    body = error_body(exc.error_type, exc.message, exc.code, headers)
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

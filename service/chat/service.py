@@ -26,6 +26,7 @@ from service.engines.base import ChatMessage, Completion, Engine, SamplingParams
 from service.errors import (
     AdapterNotFound,
     Conflict,
+    EngineBusy,
     InvalidRequest,
     TunedeskError,
     UnknownProduct,
@@ -167,7 +168,7 @@ class ChatService:
         context = await asyncio.to_thread(self._resolve_conversation, request, caller)
         guardrails = self._prompting.guardrails
         flags = guardrails.injection_flags(request.message)
-        await asyncio.to_thread(
+        question = await asyncio.to_thread(
             self._store.add_user_message,
             context.conversation_id,
             request.message,
@@ -197,6 +198,8 @@ class ChatService:
             model_version=version,
             flags=flags,
             sampling=sampling,
+            question_id=question.id,
+            opened_conversation=request.conversation_id is None,
         )
 
     async def preview(
@@ -362,6 +365,9 @@ class ChatService:
             error = exc
         finally:  # also on cancellation: what was generated is stored
             answer.finish()
+            if isinstance(error, EngineBusy) and not answer.raw:
+                await asyncio.shield(asyncio.to_thread(self._withdraw, turn))
+                raise error  # refused before it started: a retry is the first try again
             record = self._record(turn, answer, error)
             self._observe(turn, record, answer.usage(turn), answer.cleaned().replaced)
             saved = await asyncio.shield(
@@ -372,6 +378,12 @@ class ChatService:
         if error is not None:
             yield Failure(error.code, error.message)
         yield Final(response(turn, saved.id, record, answer.retracted))
+
+    def _withdraw(self, turn: Turn) -> None:
+        if turn.question_id is not None:
+            self._store.withdraw_question(
+                turn.conversation_id, turn.question_id, turn.opened_conversation
+            )
 
     def _hygiene_for(self, turn: Turn) -> AnswerGuard:
         question = turn.prompt.messages[-1]["content"] if turn.prompt.messages else ""

@@ -41,3 +41,5 @@ class Turn:
     outcome: str | None = None  # handoff, out_of_scope or low_confidence when canned
     flags: list[str] = field(default_factory=list)
     sampling: SamplingParams | None = None  # this request's own; None: the configured one
+    question_id: str | None = None  # the stored customer message, withdrawn if the engine is busy
+    opened_conversation: bool = False  # this question started the conversation

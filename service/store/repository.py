@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from service.errors import Conflict, ConversationNotFound, InvalidRequest, MessageNotFound
@@ -141,6 +141,23 @@ class ConversationStore:
     ) -> Message:
         message = Message(role="user", content=text, product=product, flags=flags or None)
         return self._add(conversation_id, message)
+
+    def withdraw_question(
+        self, conversation_id: str, message_id: str, drop_conversation: bool
+    ) -> None:
+        """Undo a question the engine refused to take: a retry then starts clean, not twice.
+
+        `drop_conversation`: the question opened it, and it goes too once it holds nothing.
+        """
+        with self._sessions.begin() as s:
+            s.execute(delete(Message).where(Message.id == message_id))
+            if drop_conversation:
+                remaining = select(Message.id).where(Message.conversation_id == conversation_id)
+                s.execute(
+                    delete(Conversation).where(
+                        Conversation.id == conversation_id, ~remaining.exists()
+                    )
+                )
 
     def mark_handoff(self, conversation_id: str, reason: str) -> None:
         """Flag the conversation for a human; the reason says which trigger fired."""
