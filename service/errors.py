@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
 
 
 class TunedeskError(Exception):
@@ -179,8 +183,36 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _database_outage(request: Request, exc: Exception) -> JSONResponse:
+    """The database refused or lost the connection (a restart, a failover, a full pool)."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    outage = DatabaseUnavailable("The database is unavailable right now; retry shortly.")
+    return await _tunedesk_error(request, outage)
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    """Anything else: a 500 in the envelope; the exception itself goes to the log."""
+    if isinstance(exc, DATABASE_OUTAGES):  # raised outside the routes (a middleware's query)
+        return await _database_outage(request, exc)
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    message = "An internal error occurred; it has been logged. Retry, or report it if it persists."
+    return JSONResponse(error_body("internal_error", message, "internal_error"), status_code=500)
+
+
+# what a database outage raises, from connecting (OperationalError: refused, restarting, not
+# accepting connections; InterfaceError: a connection closed under us) to waiting for the pool
+DATABASE_OUTAGES: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every error, validation included, as the JSON envelope."""
+    """Render every error, validation and unexpected ones included, as the JSON envelope."""
     app.add_exception_handler(TunedeskError, _tunedesk_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for outage in DATABASE_OUTAGES:
+        app.add_exception_handler(outage, _database_outage)
+    app.add_exception_handler(Exception, _unhandled)  # Starlette still re-raises it to log

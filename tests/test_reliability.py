@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
+import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
@@ -18,7 +22,13 @@ from service.app import Overrides, create_app
 from service.config import Settings
 from service.engines.vllm import VLLMEngine
 from service.store.models import Conversation, Message
-from tests.conftest import free_port, new_key
+from tests.conftest import (
+    POSTGRES_ADMIN_URL,
+    _fresh_postgres_database,
+    free_port,
+    make_settings,
+    new_key,
+)
 
 QUESTION = "my router shows error E5, what do I do?"
 RETRY = "E5 again on my router, what now?"
@@ -109,3 +119,71 @@ def test_an_unreachable_engine_says_when_to_retry(settings: Settings, embedder: 
             client.post("/v1/chat", json={"message": QUESTION}), "engine_unavailable"
         )
         assert "unreachable" in error["message"]
+
+
+@pytest.fixture(scope="module")
+def postgres_client(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_model_dir: Path,
+    sample_index_dir: Path,
+    embedder: Embedder,
+) -> Iterator[tuple[TestClient, str]]:
+    """The app on a fresh PostgreSQL database, and that database's name; 500s are responses."""
+    tmp = tmp_path_factory.mktemp("postgres-outage")
+    shutil.copytree(sample_index_dir, tmp / "qdrant")
+    for url in _fresh_postgres_database():
+        settings = make_settings(tmp, tiny_model_dir, tmp / "qdrant", database_url=url)
+        app = create_app(settings, Overrides(embedder=embedder))
+        with TestClient(app, raise_server_exceptions=False) as client:
+            client.headers["Authorization"] = f"Bearer {new_key(client)}"
+            yield client, url.rsplit("/", 1)[1]
+
+
+@contextmanager
+def connections_refused(database: str) -> Iterator[None]:
+    """PostgreSQL refuses new connections to `database` and drops its open ones, as in a
+    restart, while the shared server keeps serving every other database."""
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+
+
+@pytest.mark.postgres
+def test_a_postgres_outage_is_a_503_with_retry_after_then_recovers(
+    postgres_client: tuple[TestClient, str],
+) -> None:
+    client, database = postgres_client
+    assert client.post("/v1/conversations", json={}).status_code == 201
+    with connections_refused(database):
+        for method, path in [("GET", "/v1/conversations"), ("POST", "/v1/chat")]:
+            response = client.request(method, path, json={"message": QUESTION})
+            error = assert_retry_after(response, "database_unavailable")
+            assert response.headers["content-type"] == "application/json"
+            assert error["type"] == "database_unavailable" and "retry" in error["message"]
+    recovered = client.get("/v1/conversations")  # the pool's pre-ping replaces dead connections
+    assert recovered.status_code == 200, recovered.text
+    assert len(recovered.json()["data"]) == 1
+
+
+@pytest.mark.postgres
+def test_an_unexpected_error_is_a_500_in_the_envelope(
+    postgres_client: tuple[TestClient, str],
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("internal detail: /srv/tunedesk/secret.key")
+
+    client, _ = postgres_client
+    client.app.add_api_route("/v1/broken", broken)  # type: ignore[attr-defined]
+    response = client.get("/v1/broken")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("internal_error", "internal_error")
+    assert "secret" not in response.text
