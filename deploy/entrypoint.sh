@@ -1,15 +1,60 @@
 #!/bin/sh
-# Container start: index the knowledge base (incremental, a no-op when unchanged), publish the
-# sample's tuned adapter when serving the sample (once: later the registry is the operator's),
-# then serve.
+# Container entry point.
+#   serve   (default) prepare steps below unless TUNEDESK_INIT_ON_START=0, then the API
+#   engine  the CPU engine behind vLLM's OpenAI routes (`tunedesk engine serve`), port 8001
+#   init    the prepare steps alone: migrations, knowledge ingestion, the demo adapter; run it
+#           once per release (a Kubernetes Job, a one-shot Compose service) when several
+#           replicas start at once, so they never race each other
+#   migrate the database migrations alone
+#   anything else runs as given (`tunedesk models list`, `sh`, ...)
+# Secrets may come as files (Docker and Kubernetes secrets): VAR_FILE=/run/secrets/x sets VAR.
 set -eu
-SAMPLE=/app/knowledge/sample
-KNOWLEDGE_DIR="${TUNEDESK_INGEST_DIR:-$SAMPLE/docs}"
-DEMO_ADAPTER="$SAMPLE/adapters/sample-sft-2"
-tunedesk model prepare
-tunedesk ingest "$KNOWLEDGE_DIR" --prune
-if [ "$KNOWLEDGE_DIR" = "$SAMPLE/docs" ] && [ -d "$DEMO_ADAPTER" ]; then
-  tunedesk publish "$DEMO_ADAPTER" --offline --activate --skip-existing \
-    --candidate-eval "$DEMO_ADAPTER/evaluation.json" --active-eval "$DEMO_ADAPTER/evaluation.json"
-fi
-exec tunedesk serve --host "${TUNEDESK_HOST:-0.0.0.0}" --port "${TUNEDESK_PORT:-8000}"
+
+load_secret_files() {
+  for var in TUNEDESK_ADMIN_API_KEY TUNEDESK_DATABASE_URL TUNEDESK_ENGINE__VLLM_API_KEY \
+    TUNEDESK_REDIS_URL; do
+    file=$(eval "printf '%s' \"\${${var}_FILE:-}\"")
+    if [ -n "$file" ]; then
+      value=$(cat "$file")
+      export "$var=$value"
+    fi
+  done
+}
+
+migrate() {
+  python -c 'from service.config import Settings; from service.db import make_engine, migrate
+migrate(make_engine(Settings().db_url))'
+}
+
+# Index the knowledge base (incremental, a no-op when unchanged) and publish the sample's tuned
+# adapter when serving the sample (once: later the registry is the operator's).
+prepare() {
+  tunedesk model prepare # a no-op on the image's /models; converts into an empty volume
+  migrate
+  sample=$(python -c 'from service.config import SAMPLE_KNOWLEDGE_DIR; print(SAMPLE_KNOWLEDGE_DIR)')
+  knowledge_dir="${TUNEDESK_INGEST_DIR:-$sample/docs}"
+  demo_adapter="$sample/adapters/sample-sft-2"
+  tunedesk ingest "$knowledge_dir" --prune
+  if [ "$knowledge_dir" = "$sample/docs" ] && [ -d "$demo_adapter" ]; then
+    tunedesk publish "$demo_adapter" --offline --activate --skip-existing \
+      --candidate-eval "$demo_adapter/evaluation.json" --active-eval "$demo_adapter/evaluation.json"
+  fi
+}
+
+load_secret_files
+command="${1:-serve}"
+[ "$#" -gt 0 ] && shift
+case "$command" in
+  serve)
+    [ "${TUNEDESK_INIT_ON_START:-1}" = 0 ] || prepare
+    exec tunedesk serve --host "${TUNEDESK_HOST:-0.0.0.0}" --port "${TUNEDESK_PORT:-8000}" "$@"
+    ;;
+  engine)
+    tunedesk model prepare
+    exec tunedesk engine serve --host "${TUNEDESK_HOST:-0.0.0.0}" \
+      --port "${TUNEDESK_ENGINE_PORT:-8001}" "$@"
+    ;;
+  init) prepare ;;
+  migrate) migrate ;;
+  *) exec "$command" "$@" ;;
+esac
