@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from knowledge.index import SearchHit
 from service.config import Settings
 from training.chunks import DocsChunks
 from training.cli import main
-from training.synth.build import SynthOptions, synthesize
-from training.synth.questions import drafts_for
+from training.synth.build import SynthOptions, supporting_source, synthesize
+from training.synth.questions import Draft, drafts_for
 
 ROUTER = """---
 product: halcyon-router-x1000
@@ -123,3 +124,29 @@ def test_the_command_writes_a_versioned_dataset_and_refuses_a_missing_folder(
     assert rows and len(saved.read_text().splitlines()) >= len(rows)
     row = json.loads(rows[0])
     assert row["prompt"][0]["role"] == "system" and row["completion"][0]["role"] == "assistant"
+
+
+def hit(chunk_id: str, text: str) -> SearchHit:
+    return SearchHit(chunk_id, 1.0, text, "Error codes", "error-codes.md", ["Errors"], "router")
+
+
+def test_another_source_that_states_the_answer_is_cited_in_place_of_the_drafted_one() -> None:
+    draft = Draft(
+        question="My router shows E5. What does that mean?",
+        answer="E5 means no internet from the modem: restart the modem, then the router {cite}.",
+        chunk_id="table-row",
+        product="router",
+        kind="error_code",
+        code="E5",
+    )
+    fixing = hit(
+        "fixing-e5",
+        "Fixing E5. E5 means no internet from the modem. To fix it, "
+        "restart the modem first, wait two minutes, then restart the router.",
+    )
+    other_code = hit(
+        "fixing-e3", "E3 means no internet from the modem: restart the modem, then the router."
+    )  # the same words, but another code
+    unrelated = hit("leds", "A solid red light means the router has no internet.")
+    assert supporting_source(draft, [unrelated, other_code, fixing]) == 3
+    assert supporting_source(draft, [unrelated, other_code, None]) is None

@@ -4,7 +4,9 @@ Each question drafted from a chunk (training/synth/questions.py) is planned exac
 service plans a customer's message: hybrid search over an index of the same documents, the
 troubleshooting template, the prompt budget, hand-off rules and the scope guard. A draft is kept
 only when the service would let the model answer it and, for an answerable question, the chunk it
-was drafted from is among the numbered sources; the answer then cites that number. An
+was drafted from is among the numbered sources, or another numbered source states the same
+answer (most of its words, and the error code where there is one: an error-code row often loses
+to the longer "Fixing E5" section, which is just as right); the answer then cites that number. An
 unanswerable draft is kept only when no source mentions its error code. What is kept becomes a
 rated transcript (channel `synth`, an agent's `good` with the comment `synthesized`), so it is
 scrubbed, de-duplicated, split and versioned like any rated transcript, and people's ratings and
@@ -128,11 +130,36 @@ def ground(draft: Draft, planner: Planner, chunks: DocsChunks) -> tuple[str, Tra
         if any(pattern.search(hit.text) for hit in texts):
             return "code_found_in_sources", None
         return f"kept:{draft.kind}", transcript_of(draft, plan, draft.answer, [], chunks)
-    if draft.chunk_id not in plan.chunk_ids:
-        return "source_not_retrieved", None
-    number = plan.chunk_ids.index(draft.chunk_id) + 1
+    if draft.chunk_id in plan.chunk_ids:
+        number = plan.chunk_ids.index(draft.chunk_id) + 1
+        outcome = f"kept:{draft.kind}"
+    else:
+        found = supporting_source(draft, [chunks.by_ids([i]).get(i) for i in plan.chunk_ids])
+        if found is None:
+            return "source_not_retrieved", None
+        number, outcome = found, f"kept:{draft.kind}:another_source"
     answer = draft.answer.format(cite=f"[{number}]")
-    return f"kept:{draft.kind}", transcript_of(draft, plan, answer, [number], chunks)
+    return outcome, transcript_of(draft, plan, answer, [number], chunks)
+
+
+WORD = re.compile(r"[a-z0-9]+")
+SUPPORT_SHARE = 0.8  # of the answer's words that the other source must contain
+
+
+def supporting_source(draft: Draft, sources: Sequence[SearchHit | None]) -> int | None:
+    """The number of the first source, other than the drafted-from chunk, that states the
+    draft's answer: its error code (if any) and SUPPORT_SHARE of its distinct words."""
+    wanted = set(WORD.findall(draft.answer.format(cite="").lower()))
+    if not wanted:
+        return None
+    code = re.compile(rf"\b{re.escape(draft.code)}\b") if draft.code else None
+    for number, hit in enumerate(sources, 1):
+        if hit is None or (code is not None and not code.search(hit.text)):
+            continue
+        have = set(WORD.findall(hit.text.lower()))
+        if len(wanted & have) >= SUPPORT_SHARE * len(wanted):
+            return number
+    return None
 
 
 def transcript_of(
