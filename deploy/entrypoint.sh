@@ -6,6 +6,8 @@
 #           once per release (a Kubernetes Job, a one-shot Compose service) when several
 #           replicas start at once, so they never race each other
 #   migrate the database migrations alone
+#   wait-migrated  wait until the database is at this release's migration head (a Kubernetes
+#           init container: replicas never migrate concurrently with the Job or each other)
 #   anything else runs as given (`tunedesk models list`, `sh`, ...)
 # Secrets may come as files (Docker and Kubernetes secrets): VAR_FILE=/run/secrets/x sets VAR.
 set -eu
@@ -24,6 +26,32 @@ load_secret_files() {
 migrate() {
   python -c 'from service.config import Settings; from service.db import make_engine, migrate
 migrate(make_engine(Settings().db_url))'
+}
+
+wait_migrated() {
+  python - <<'PY'
+import time
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from service.config import Settings
+from service.db import alembic_config, make_engine
+
+settings = Settings()
+head = ScriptDirectory.from_config(alembic_config(settings.db_url)).get_current_head()
+engine = make_engine(settings.db_url)
+while True:
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except Exception as exc:  # the database is not up yet: report it and wait
+        current = f"unreachable ({exc.__class__.__name__})"
+    if current == head:
+        break
+    print(f"waiting for migrations: database at {current}, this release needs {head}", flush=True)
+    time.sleep(5)
+PY
 }
 
 # Index the knowledge base (incremental, a no-op when unchanged) and publish the sample's tuned
@@ -56,5 +84,6 @@ case "$command" in
     ;;
   init) prepare ;;
   migrate) migrate ;;
+  wait-migrated) wait_migrated ;;
   *) exec "$command" "$@" ;;
 esac

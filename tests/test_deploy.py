@@ -255,6 +255,23 @@ def test_entrypoint_reads_secrets_from_files(tmp_path: Path) -> None:
     assert result.stdout == "k" * 40
 
 
+def test_replicas_wait_for_the_release_s_migrations(tmp_path: Path) -> None:
+    """`wait-migrated` (the API pods' init container) holds until `migrate` (the Job) is done."""
+    env = os.environ | {
+        "TUNEDESK_DATA_DIR": str(tmp_path),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    entrypoint = ["sh", str(DEPLOY / "entrypoint.sh")]
+    with pytest.raises(subprocess.TimeoutExpired) as waiting:
+        subprocess.run([*entrypoint, "wait-migrated"], env=env, capture_output=True, timeout=8)
+    assert b"waiting for migrations: database at None" in (waiting.value.stdout or b"")
+    subprocess.run([*entrypoint, "migrate"], env=env, check=True, timeout=60)
+    subprocess.run([*entrypoint, "wait-migrated"], env=env, check=True, timeout=30)
+    api = next(pod for name, pod in _pod_specs() if name == "tunedesk")
+    init = api["initContainers"][0]
+    assert init["args"] == ["wait-migrated"]
+
+
 # -- Dockerfile ---------------------------------------------------------------------------
 
 
