@@ -96,4 +96,4 @@ def caller_of(
     tenant = components.tenants.get_tenant(principal.tenant_id)
     products = tuple(tenant.products) if tenant.products is not None else None
     channel = "widget" if principal.kind == "publishable" else (channel or principal.channel)
-    return Caller(principal.tenant_id, channel, customer_ref, products)
+    return Caller(principal.tenant_id, channel, customer_ref, products, principal.conversation_key)

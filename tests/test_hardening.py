@@ -42,3 +42,51 @@ def test_a_surrogate_pair_is_ordinary_text(client: TestClient) -> None:
     response = client.post("/v1/webhooks", content=body, headers=JSON)
     assert response.status_code == 201, response.text
     assert response.json()["description"] == "smile \U0001f600"
+
+
+SITE = "https://shop.example.com"
+HUMAN = "I want a human please"  # answered without the model: a quick answer to rate
+
+
+def widget_key(client: TestClient) -> dict[str, str]:
+    made = client.post(
+        "/v1/keys", json={"name": "site", "kind": "publishable", "allowed_origins": [SITE]}
+    )
+    assert made.status_code == 201, made.text
+    return {"Authorization": f"Bearer {made.json()['key']}", "Origin": SITE}
+
+
+def started(client: TestClient, headers: dict[str, str] | None = None) -> tuple[str, str]:
+    """A conversation whose first answer exists: (conversation id, answer id)."""
+    answer = client.post("/v1/chat", json={"message": HUMAN}, headers=headers or {})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["conversation_id"], answer.json()["message_id"]
+
+
+def actions(conversation: str, answer: str) -> list[tuple[str, str, dict[str, object]]]:
+    return [
+        ("GET", f"/v1/conversations/{conversation}", {}),
+        ("POST", f"/v1/conversations/{conversation}/messages", {"message": "hello"}),
+        ("POST", "/v1/chat", {"message": "hello", "conversation_id": conversation}),
+        ("POST", f"/v1/conversations/{conversation}/handoff", {"reason": "a person"}),
+        ("POST", f"/v1/messages/{answer}/rating", {"rating": "good"}),
+    ]
+
+
+def test_a_widget_key_acts_only_on_conversations_it_started(db_client: TestClient) -> None:
+    mine, theirs = widget_key(db_client), widget_key(db_client)
+    own = started(db_client, mine)
+    for other in [started(db_client), started(db_client, theirs)]:  # the API's, a sibling key's
+        for method, path, body in actions(*other):
+            response = db_client.request(method, path, json=body or None, headers=mine)
+            assert response.status_code == 404, (method, path, response.text)
+            assert response.json()["error"]["type"] == "not_found"
+        assert db_client.get(f"/v1/conversations/{other[0]}").status_code == 200  # untouched
+    assert db_client.get(f"/v1/conversations/{other[0]}").json()["status"] == "handoff"
+
+    for method, path, body in actions(*own):
+        if "messages" not in path or "rating" in path:  # posting asks the model: skip
+            response = db_client.request(method, path, json=body or None, headers=mine)
+            assert response.status_code in (200, 201), (method, path, response.text)
+    for method, path, body in actions(*own)[:1] + actions(*own)[-1:]:  # secret: tenant-wide
+        assert db_client.request(method, path, json=body or None).status_code in (200, 201)

@@ -28,5 +28,11 @@ class Principal:
         """A name for audit trails: the key id, or `operator`."""
         return self.key_id or self.kind
 
+    @property
+    def conversation_key(self) -> str | None:
+        """The key a caller's conversations are bound to: a widget key sees only those it
+        started; None for secret and operator keys, which see the whole tenant's."""
+        return self.key_id if self.kind == "publishable" else None
+
     def allows(self, *scopes: str) -> bool:
         return bool(self.scopes.intersection(scopes))

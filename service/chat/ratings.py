@@ -22,10 +22,12 @@ class RatingService:
         self._metrics = metrics
         self._events = events
 
-    async def rate(self, tenant_id: str, message_id: str, rating: RatingInput) -> Rating:
+    async def rate(
+        self, tenant_id: str, message_id: str, rating: RatingInput, widget_key: str | None = None
+    ) -> Rating:
         """Store a rating; a good or corrected answer becomes an example, a bad one stops being
-        one."""
-        row = await asyncio.to_thread(self._store.rate, tenant_id, message_id, rating)
+        one. A widget key rates only answers in conversations it started."""
+        row = await asyncio.to_thread(self._store.rate, tenant_id, message_id, rating, widget_key)
         answer = await asyncio.to_thread(self._store.get_message, message_id, tenant_id)
         self._count(tenant_id, answer, rating)
         await asyncio.to_thread(self._update_example, tenant_id, answer, rating)

@@ -77,7 +77,9 @@ async def rate(
         comment=body.comment,
         tags=body.tags,
     )
-    row = await components.ratings.rate(principal.tenant_id, message_id, rating)
+    row = await components.ratings.rate(
+        principal.tenant_id, message_id, rating, principal.conversation_key
+    )
     return RatingResponse(
         id=row.id,
         message_id=message_id,

@@ -315,10 +315,16 @@ class ChatService:
             new_id = ""
             if create:
                 new_id = self._store.start_conversation(
-                    caller.tenant_id, product, caller.channel, caller.customer_ref
+                    caller.tenant_id,
+                    product,
+                    caller.channel,
+                    caller.customer_ref,
+                    caller.widget_key,
                 ).id
             return _Context(new_id, product, [], caller)
-        conversation = self._store.get_conversation(caller.tenant_id, request.conversation_id)
+        conversation = self._store.get_conversation(
+            caller.tenant_id, request.conversation_id, caller.widget_key
+        )
         if conversation.status == "resolved":
             raise Conflict(f"Conversation {conversation.id} is resolved; start a new conversation.")
         product = product or conversation.product or self._catalog.detect(request.message)

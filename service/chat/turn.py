@@ -18,6 +18,7 @@ class Caller:
     channel: str = "api"
     customer_ref: str | None = None
     products: tuple[str, ...] | None = None  # None: every product in the catalog
+    widget_key: str | None = None  # a publishable key: only its own conversations
 
 
 @dataclass(frozen=True)

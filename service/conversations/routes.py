@@ -23,7 +23,6 @@ from service.conversations.schemas import (
     Status,
 )
 from service.deps import ChatCaller, ComponentsDep, ReaderCaller, caller_of
-from service.errors import ConversationNotFound
 from service.store.repository import ConversationFilter
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -71,10 +70,11 @@ async def get(
     conversation_id: str, principal: ChatCaller, components: ComponentsDep
 ) -> ConversationDetail:
     row = await asyncio.to_thread(
-        components.store.get_conversation, principal.tenant_id, conversation_id
+        components.store.get_conversation,
+        principal.tenant_id,
+        conversation_id,
+        principal.conversation_key,
     )
-    if principal.kind == "publishable" and row.channel != "widget":
-        raise ConversationNotFound(f"No conversation with id {conversation_id!r}.")
     messages = [MessageOut.of(m) for m in row.messages]
     return ConversationDetail.with_messages(row, messages)
 
@@ -112,7 +112,7 @@ async def handoff(
     conversation_id: str, body: HandoffCreate, principal: ChatCaller, components: ComponentsDep
 ) -> ConversationOut:
     row = await components.conversations.request_handoff(
-        principal.tenant_id, conversation_id, body.reason
+        principal.tenant_id, conversation_id, body.reason, principal.conversation_key
     )
     return ConversationOut.of(row)
 

@@ -36,14 +36,15 @@ class ConversationService:
             product,
             caller.channel,
             caller.customer_ref,
+            caller.widget_key,
         )
 
     async def request_handoff(
-        self, tenant_id: str, conversation_id: str, reason: str
+        self, tenant_id: str, conversation_id: str, reason: str, widget_key: str | None = None
     ) -> Conversation:
         """A human takes over because the customer or the helpdesk asked for one."""
         row = await asyncio.to_thread(
-            self._store.request_handoff, tenant_id, conversation_id, reason
+            self._store.request_handoff, tenant_id, conversation_id, reason, widget_key
         )
         version = version_label(*self._versions.choose(tenant_id, conversation_id))
         labels = (tenant_id, row.product or "", version, row.channel, "requested")

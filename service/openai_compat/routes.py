@@ -62,7 +62,7 @@ def _chat_request(components: Components, body: CompletionRequest, caller: Calle
     if not earlier:
         return ChatRequest(message=question, product=product)
     conversation = components.store.start_conversation(
-        caller.tenant_id, product, caller.channel, caller.customer_ref
+        caller.tenant_id, product, caller.channel, caller.customer_ref, caller.widget_key
     )
     components.store.add_history(conversation.id, earlier)
     return ChatRequest(conversation_id=conversation.id, message=question, product=product)

@@ -170,6 +170,8 @@ class Conversation(Base):
     channel: Mapped[str] = mapped_column(String(20), default="api")
     status: Mapped[str] = mapped_column(String(20), default="open")
     handoff_reason: Mapped[str | None] = mapped_column(String(200))
+    # the publishable (widget) key that started it, which alone of such keys may act on it
+    api_key_id: Mapped[str | None] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     messages: Mapped[list[Message]] = relationship(

@@ -78,24 +78,30 @@ class ConversationStore:
         product: str | None,
         channel: str = "api",
         customer_ref: str | None = None,
+        widget_key: str | None = None,
     ) -> Conversation:
         conversation = Conversation(
-            tenant_id=tenant_id, product=product, channel=channel, customer_ref=customer_ref
+            tenant_id=tenant_id,
+            product=product,
+            channel=channel,
+            customer_ref=customer_ref,
+            api_key_id=widget_key,
         )
         with self._sessions.begin() as s:
             s.add(conversation)
         return conversation
 
-    def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation:
-        """The tenant's conversation with its messages; another tenant's is simply not found."""
+    def get_conversation(
+        self, tenant_id: str, conversation_id: str, widget_key: str | None = None
+    ) -> Conversation:
+        """The tenant's conversation with its messages; another tenant's, or for a widget key
+        one it did not start, is simply not found."""
         loaded = selectinload(Conversation.messages).selectinload(Message.ratings)
         with self._sessions() as s:
             conversation = s.scalar(
                 select(Conversation).options(loaded).where(Conversation.id == conversation_id)
             )
-        if conversation is None or conversation.tenant_id != tenant_id:
-            raise ConversationNotFound(f"No conversation with id {conversation_id!r}.")
-        return conversation
+        return _visible(conversation, conversation_id, tenant_id, widget_key)
 
     def list_conversations(
         self, tenant_id: str, where: ConversationFilter, limit: int, cursor: str | None
@@ -115,9 +121,11 @@ class ConversationStore:
                 conversation.closed_at = conversation.updated_at = utcnow()
         return conversation
 
-    def request_handoff(self, tenant_id: str, conversation_id: str, reason: str) -> Conversation:
+    def request_handoff(
+        self, tenant_id: str, conversation_id: str, reason: str, widget_key: str | None = None
+    ) -> Conversation:
         with self._sessions.begin() as s:
-            conversation = _owned(s, tenant_id, conversation_id)
+            conversation = _owned(s, tenant_id, conversation_id, widget_key)
             if conversation.status == "resolved":
                 raise Conflict("The conversation is resolved; start a new one.")
             conversation.status = "handoff"
@@ -220,10 +228,12 @@ class ConversationStore:
             )
         return question or ""
 
-    def rate(self, tenant_id: str, message_id: str, rating: RatingInput) -> Rating:
+    def rate(
+        self, tenant_id: str, message_id: str, rating: RatingInput, widget_key: str | None = None
+    ) -> Rating:
         with self._sessions.begin() as s:
             message = s.get(Message, message_id)
-            if message is None or message.conversation.tenant_id != tenant_id:
+            if message is None or not _sees(message.conversation, tenant_id, widget_key):
                 raise MessageNotFound(f"No message with id {message_id!r}.")
             if message.role != "assistant":
                 raise InvalidRequest("Only answers (assistant messages) can be rated.")
@@ -232,11 +242,26 @@ class ConversationStore:
         return row
 
 
-def _owned(s: Session, tenant_id: str, conversation_id: str) -> Conversation:
+def _owned(
+    s: Session, tenant_id: str, conversation_id: str, widget_key: str | None = None
+) -> Conversation:
     conversation = s.get(Conversation, conversation_id)
-    if conversation is None or conversation.tenant_id != tenant_id:
-        raise ConversationNotFound(f"No conversation with id {conversation_id!r}.")
+    return _visible(conversation, conversation_id, tenant_id, widget_key)
+
+
+def _visible(
+    conversation: Conversation | None, wanted: str, tenant_id: str, widget_key: str | None
+) -> Conversation:
+    if conversation is None or not _sees(conversation, tenant_id, widget_key):
+        raise ConversationNotFound(f"No conversation with id {wanted!r}.")
     return conversation
+
+
+def _sees(conversation: Conversation, tenant_id: str, widget_key: str | None) -> bool:
+    """A tenant's keys see its conversations; a widget key only those it started."""
+    if conversation.tenant_id != tenant_id:
+        return False
+    return widget_key is None or conversation.api_key_id == widget_key
 
 
 def _filtered(query: Select[Any], tenant_id: str, where: ConversationFilter) -> Select[Any]:
