@@ -148,6 +148,27 @@ def test_vllm_tensor_parallelism_is_configurable() -> None:
     assert "TENSOR_PARALLEL_SIZE" in overlay and "nvidia.com~1gpu" in overlay
 
 
+def test_the_tensor_parallel_overlay_patches_gpus_and_tp_together() -> None:
+    """kustomize is not installed here: apply the overlay's JSON patches the way it would."""
+    import jsonpatch
+    import kubernetes_validate
+
+    overlay_dir = KUBERNETES / "overlays" / "tensor-parallel-2"
+    overlay = yaml.safe_load((overlay_dir / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["../.."]
+    documents = {(d["kind"], d["metadata"]["name"]): d for _, d in _manifests()}
+    for patch in overlay["patches"]:
+        key = (patch["target"]["kind"], patch["target"]["name"])
+        documents[key] = jsonpatch.apply_patch(documents[key], yaml.safe_load(patch["patch"]))
+        kubernetes_validate.validate(documents[key], KUBERNETES_VERSION, strict=True)
+    size = documents["ConfigMap", "tunedesk-vllm"]["data"]["TENSOR_PARALLEL_SIZE"]
+    resources = documents["Deployment", "tunedesk-vllm"]["spec"]["template"]["spec"]["containers"][
+        0
+    ]["resources"]
+    assert size == "2"
+    assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == 2
+
+
 # -- Prometheus ---------------------------------------------------------------------------
 
 
