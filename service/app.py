@@ -61,6 +61,8 @@ from service.web.demo import DemoKeys
 from service.web.routes import router as web_router
 from service.webhooks.routes import router as webhooks_router
 from service.webhooks.service import build_webhooks
+from service.widget.routes import router as widget_router
+from service.widget.store import WidgetConfigStore
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -112,6 +114,7 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
     sessions = session_factory(db)
     store = ConversationStore(sessions)
     tenants = TenantStore(sessions)
+    widget_configs = WidgetConfigStore(sessions)
     knowledge = settings.knowledge
     client, vectors = open_store(knowledge.store, knowledge.qdrant_path, knowledge.qdrant_url)
     embedder = overrides.embedder or Embedder()
@@ -167,7 +170,8 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
         events=events,
         replies=Replies(chat, IdempotencyStore(sessions)),
         conversations=ConversationService(store, catalog, events, metrics, chooser),
-        demo_keys=DemoKeys(tenants),
+        demo_keys=DemoKeys(tenants, widget_configs),
+        widget_configs=widget_configs,
         knowledge=KnowledgeAdmin(settings.data_dir, settings.knowledge.max_upload_bytes),
         versions=versions,
         webhooks=build_webhooks(sessions, events, settings.webhooks, metrics),
@@ -237,6 +241,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     app.include_router(versions_router)
     app.include_router(admin_router)
     app.include_router(webhooks_router)
+    app.include_router(widget_router)
     app.include_router(web_router)
     app.include_router(ops_router)
     return app

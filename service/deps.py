@@ -30,6 +30,7 @@ from service.tenants.indexes import TenantIndexes
 from service.versions.service import ModelVersions
 from service.web.demo import DemoKeys
 from service.webhooks.service import WebhookService
+from service.widget.store import WidgetConfigStore
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Components:
     knowledge: KnowledgeAdmin
     versions: ModelVersions
     webhooks: WebhookService
+    widget_configs: WidgetConfigStore
 
 
 def get_components(request: Request) -> Components:

@@ -1,0 +1,1 @@
+"""The embeddable chat widget: its script, and its configuration per publishable key."""
