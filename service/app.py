@@ -168,7 +168,7 @@ def build_components(settings: Settings, overrides: Overrides) -> Components:
         tenants=tenants,
         auth=Authenticator(settings, tenants, limiter),
         events=events,
-        replies=Replies(chat, IdempotencyStore(sessions)),
+        replies=Replies(chat, IdempotencyStore(sessions), settings.chat.shutdown_grace_s),
         conversations=ConversationService(store, catalog, events, metrics, chooser),
         demo_keys=DemoKeys(tenants, widget_configs),
         widget_configs=widget_configs,

@@ -97,6 +97,12 @@ class ChatSettings(BaseModel):
     example_similarity: float = Field(
         default=0.75, ge=0, le=1, description="Least question similarity for an example."
     )
+    shutdown_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="On SIGTERM, how long answers being streamed may go on; then each ends "
+        "with an `error` event (code shutting_down) and its `final` event.",
+    )
 
 
 class RateLimitSettings(BaseModel):

@@ -133,6 +133,15 @@ class ModelNotPrepared(EngineUnavailable):
     retry_after_s = None  # waiting does not prepare the model; `tunedesk model prepare` does
 
 
+class ShuttingDown(TunedeskError):
+    """The server was told to stop and the grace period for answers in flight ran out."""
+
+    status_code = 503
+    error_type = "shutting_down"
+    code = "shutting_down"
+    retry_after_s: int | None = 5  # another replica, or this one restarted
+
+
 class DatabaseUnavailable(TunedeskError):
     status_code = 503
     error_type = "database_unavailable"

@@ -13,6 +13,7 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -27,9 +28,12 @@ OnFinal = Callable[[ChatResponse], Awaitable[None]]
 
 
 class Replies:
-    def __init__(self, chat: ChatService, idempotency: IdempotencyStore) -> None:
+    def __init__(
+        self, chat: ChatService, idempotency: IdempotencyStore, shutdown_grace_s: float = 10.0
+    ) -> None:
         self._chat = chat
         self._idempotency = idempotency
+        self._grace_s = shutdown_grace_s
 
     async def reply(
         self, request: ChatRequest, caller: Caller, stream: bool, key: str | None, route: str
@@ -62,9 +66,42 @@ class Replies:
             if on_final is not None:
                 await on_final(response)
             return JSONResponse(response.model_dump(mode="json"))
-        events = self._chat.stream(turn)
+        cutoff = asyncio.Event()
+        events = self._chat.stream(turn, cutoff)
         first = await anext(events)  # engine refusals (busy, down) still get a plain status
-        return EventSourceResponse(_sse(first, events, on_final), ping=15)
+        return draining_sse(_sse(first, events, on_final), cutoff, self._grace_s)
+
+
+SHUTDOWN_MARGIN_S = 5.0  # after the cut: time to store the answer and send error + final
+
+
+def draining_sse(
+    content: AsyncIterator[ServerSentEvent], cutoff: asyncio.Event, grace_s: float
+) -> EventSourceResponse:
+    """An SSE response that outlives a shutdown signal (SIGTERM) by `grace_s`, then sets
+    `cutoff`, which ends the answer with an error event and its final event."""
+    shutdown = anyio.Event()  # sse-starlette sets it when uvicorn is told to exit
+
+    async def watched() -> AsyncIterator[ServerSentEvent]:
+        watcher = asyncio.create_task(_cut_after_grace(shutdown, cutoff, grace_s))
+        try:
+            async for event in content:
+                yield event
+        finally:
+            watcher.cancel()
+
+    return EventSourceResponse(
+        watched(),
+        ping=15,
+        shutdown_event=shutdown,
+        shutdown_grace_period=grace_s + SHUTDOWN_MARGIN_S,
+    )
+
+
+async def _cut_after_grace(shutdown: anyio.Event, cutoff: asyncio.Event, grace_s: float) -> None:
+    await shutdown.wait()
+    await asyncio.sleep(grace_s)
+    cutoff.set()
 
 
 def _fingerprint(route: str, request: ChatRequest) -> str:

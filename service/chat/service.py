@@ -28,6 +28,7 @@ from service.errors import (
     Conflict,
     EngineBusy,
     InvalidRequest,
+    ShuttingDown,
     TunedeskError,
     UnknownProduct,
 )
@@ -41,6 +42,7 @@ from service.prompting.selection import TemplateSelector
 from service.store.repository import AnswerRecord, ConversationStore
 
 DEFAULT_HANDOFF_REPLY = "I'm connecting you with a member of our support team now."
+SHUTDOWN_MESSAGE = "The server is restarting and cut this answer short; ask again for all of it."
 
 
 @dataclass(frozen=True)
@@ -350,16 +352,20 @@ class ChatService:
         ).observe(time.perf_counter() - started)
         return hits
 
-    async def stream(self, turn: Turn) -> AsyncGenerator[ChatEvent]:
+    async def stream(
+        self, turn: Turn, cutoff: asyncio.Event | None = None
+    ) -> AsyncGenerator[ChatEvent]:
         """Token events, then one Final (preceded by a Failure if generation broke off).
 
         Hygiene judges the text as it streams: at debris or a repeat the engine stream is
         closed (the generation stops) and the answer ends there; a leak of the rules is
-        replaced, and the Final says so (`replaced`)."""
+        replaced, and the Final says so (`replaced`). Once `cutoff` is set (the server is
+        stopping and its grace period is over) generation stops there too, as a
+        `shutting_down` failure: the client can tell the answer was cut short."""
         answer = Answering(None if turn.canned is not None else self._hygiene_for(turn))
         error: TunedeskError | None = None
         try:
-            async with aclosing(self._events(turn)) as events:
+            async with aclosing(_until(self._events(turn), cutoff)) as events:
                 async for event in events:
                     if text := answer.take(event):
                         yield Token(text)
@@ -462,3 +468,31 @@ class ChatService:
                 final = event.response
         assert final is not None
         return final
+
+
+async def _until(
+    events: AsyncGenerator[TextDelta | Completion], cutoff: asyncio.Event | None
+) -> AsyncGenerator[TextDelta | Completion]:
+    """The engine's events until `cutoff` is set; then the engine stream is closed (generation
+    stops) and ShuttingDown raised, even while the engine is between tokens."""
+    if cutoff is None:
+        async for event in events:
+            yield event
+        return
+    stop = asyncio.ensure_future(cutoff.wait())
+    step: asyncio.Future[TextDelta | Completion] | None = None
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(events))
+            await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                raise ShuttingDown(SHUTDOWN_MESSAGE)
+            if isinstance(step.exception(), StopAsyncIteration):
+                return
+            yield step.result()
+    finally:
+        stop.cancel()
+        if step is not None and not step.done():
+            step.cancel()  # the engine generator closes its stream on the way out
+            await asyncio.wait({step})
+        await events.aclose()

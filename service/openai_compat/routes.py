@@ -9,8 +9,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 
+from service.chat.replies import draining_sse
 from service.chat.schemas import ChatRequest
 from service.chat.service import ChatEvent, Failure, Final, Token
 from service.chat.turn import Caller
@@ -46,9 +47,11 @@ async def chat_completions(
     if not body.stream:
         response = await components.chat.answer(turn)
         return JSONResponse(completion(response, body.model))
-    events = components.chat.stream(turn)
+    cutoff = asyncio.Event()
+    events = components.chat.stream(turn, cutoff)
     first = await anext(events)  # engine refusals (busy, down) still get a plain status
-    return EventSourceResponse(_chunks(first, events, body.model), ping=15)
+    grace_s = components.settings.chat.shutdown_grace_s
+    return draining_sse(_chunks(first, events, body.model), cutoff, grace_s)
 
 
 def _chat_request(components: Components, body: CompletionRequest, caller: Caller) -> ChatRequest:
