@@ -243,7 +243,7 @@ def test_a_rating_reaches_the_api_and_the_conversation_survives_reload_and_navig
     open_widget(page, sites.host)
     ask(page, QUESTION)
     page.get_by_role("button", name="Not helpful").click(timeout=60_000)
-    page.get_by_role("textbox", name="What was wrong or missing? (optional)").fill("Say which LED")
+    page.get_by_role("textbox", name="Tell us more (optional)").fill("Say which LED")
     page.get_by_role("button", name="Send comment").click()
     expect(page.locator(".rate")).to_have_text("Thanks for the feedback.")
     conversation = sites.conversation(conversation_id(page))

@@ -72,7 +72,7 @@ class Strings(BaseModel):
     )
     helpful: str = _text("Helpful")
     not_helpful: str = _text("Not helpful")
-    comment_placeholder: str = _text("What was wrong or missing? (optional)")
+    comment_placeholder: str = _text("Tell us more (optional)")
     comment_send: str = _text("Send comment")
     thanks: str = _text("Thanks for the feedback.")
     sources: str = _text("Sources")

@@ -168,9 +168,9 @@ svg{width:26px;height:26px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 :host(.left) .panel{right:auto;left:0}
 .panel[hidden]{display:none}
 header{display:flex;align-items:center;gap:8px;padding:12px 12px 12px 16px;background:var(--accent);color:var(--on-accent)}
-header h2{flex:1;margin:0;font-size:16px;font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-header button{background:transparent;border:1px solid currentColor;border-radius:999px;padding:4px 10px;font-size:13px;color:inherit}
-header button[aria-disabled=true]{opacity:.75;cursor:default}
+header h2{flex:1;min-width:0;margin:0;font-size:15.5px;font-weight:600;line-height:1.25}
+header button{flex:none;background:transparent;border:1px solid currentColor;border-radius:999px;padding:4px 10px;font-size:13px;color:inherit}
+header button[aria-disabled=true]{opacity:.6;cursor:default}
 header .close{border:0;padding:4px;display:grid}
 header .close svg{width:20px;height:20px}
 .disclosure{margin:0;padding:6px 16px;font-size:12px;background:#f2f4f7;color:#344054;border-bottom:1px solid #e4e7ec}
@@ -186,8 +186,8 @@ header .close svg{width:20px;height:20px}
 .who{display:block;font-size:12px;font-weight:600;margin-bottom:2px}
 .cite{font-size:12px;font-weight:600;color:var(--accent);text-decoration:none;padding:0 1px}
 .cite:hover{text-decoration:underline}
-.sources{margin:8px 0 0;padding:6px 0 0;border-top:1px solid #d0d5dd;font-size:12.5px;list-style:none}
-.sources li{margin:2px 0;color:#475467}
+.msg .sources{margin:8px 0 0;padding:6px 0 0 0;border-top:1px solid #d0d5dd;font-size:12.5px;list-style:none}
+.sources li{margin:3px 0;color:#475467}.sources li:not(.cited){opacity:.7}
 .sources li:focus{outline:2px solid var(--accent);border-radius:4px}
 .sources b{color:var(--accent)}
 .sources .path{display:block;font-size:11.5px;color:#667085}
@@ -197,8 +197,8 @@ header .close svg{width:20px;height:20px}
 .rate button{display:grid;place-items:center;padding:3px 8px}
 .rate svg{width:16px;height:16px}
 .rate button[aria-pressed=true]{background:var(--accent);color:var(--on-accent);border-color:var(--accent)}
-form.comment{display:flex;gap:6px;margin-top:6px}
-form.comment textarea{flex:1;min-width:0;height:36px;border:1px solid #d0d5dd;border-radius:8px;padding:6px;resize:none;font-size:13px;background:#fff;color:#101828}
+form.comment{display:flex;flex-wrap:wrap;justify-content:flex-end;gap:6px;margin-top:6px}
+form.comment textarea{flex:1 1 100%;min-width:0;height:52px;border:1px solid #d0d5dd;border-radius:8px;padding:6px;resize:none;font-size:13px;background:#fff;color:#101828}
 .handoff{align-self:stretch;margin:0;padding:8px 12px;border-radius:10px;background:#fef0c7;color:#4e3303;font-size:13.5px}
 .chips{display:flex;flex-wrap:wrap;gap:6px}
 .chips button{text-align:left;border-color:var(--accent);color:var(--accent)}
@@ -434,6 +434,7 @@ form.ask button:disabled{opacity:.6;cursor:default}
         li.id = li.id || `td-src-${++uid}`;
         items.set(source.number, li);
       }
+      for (const n of answer.citations || []) if (items.has(n)) items.get(n).classList.add("cited");
       const cite = (n) => {
         const li = items.get(n);
         if (!li) return null;
@@ -455,7 +456,8 @@ form.ask button:disabled{opacity:.6;cursor:default}
         for (const b of row.querySelectorAll("button[aria-pressed]")) b.setAttribute("aria-pressed", String(b.dataset.rating === label));
         this.pendingRating = { messageId, label, row };
         if (!row.nextSibling) row.after(this.commentForm(row));
-        row.nextSibling.querySelector("textarea").focus();
+        row.nextSibling.querySelector("textarea").focus({ preventScroll: true });
+        row.nextSibling.scrollIntoView({ block: "nearest" });
       };
       for (const [label, text, path] of [["good", this.s.helpful, UP_ICON], ["bad", this.s.not_helpful, DOWN_ICON]]) {
         row.append(h("button", { type: "button", "aria-pressed": "false", "aria-label": text, title: text, "data-rating": label, onclick: () => choose(label) }, icon(path)));
