@@ -224,6 +224,8 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         version="0.1.0",
         summary="Self-hosted support chatbot: product-tuned model + retrieval-grounded prompts.",
         lifespan=lifespan,
+        docs_url=None,  # install_openapi serves /docs from local assets (no CDN)
+        redoc_url=None,
     )
     app.state.components = components
     install_error_handlers(app)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
@@ -35,6 +39,7 @@ ERRORS = {
     "503": "The engine is busy or down: retry after `Retry-After` seconds",
 }
 PUBLIC = {"/healthz", "/metrics"}
+DOCS_ASSETS = "/docs/assets"  # Swagger UI's files, from the swagger-ui-bundle-v2 package
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -53,6 +58,23 @@ def install_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    install_docs(app)
+
+
+def install_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI from files served here, so it works without internet access."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} API",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
 
 def _document_errors(schema: dict[str, Any]) -> None:

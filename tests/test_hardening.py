@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 JSON = {"Content-Type": "application/json"}
@@ -90,3 +92,15 @@ def test_a_widget_key_acts_only_on_conversations_it_started(db_client: TestClien
             assert response.status_code in (200, 201), (method, path, response.text)
     for method, path, body in actions(*own)[:1] + actions(*own)[-1:]:  # secret: tenant-wide
         assert db_client.request(method, path, json=body or None).status_code in (200, 201)
+
+
+def test_docs_load_swagger_ui_from_this_server_only(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']|url:\s*'([^']+)'""", page.text)
+    referenced = [u for pair in urls for u in pair if u]
+    assert len(referenced) >= 3, page.text  # the script, the stylesheet, the favicon
+    for url in referenced:
+        assert url.startswith("/"), f"{url} is not on this server: /docs is blank offline"
+        assert client.get(url).status_code == 200, url
+    assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
