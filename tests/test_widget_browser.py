@@ -365,3 +365,16 @@ def test_on_a_phone_the_panel_fits_and_a_human_can_be_asked_for_at_any_time(
         page.screenshot(path=str(tmp_path / "widget-phone.png"))
     finally:
         context.close()
+
+
+def test_an_answer_that_hit_the_length_cap_says_it_was_cut_short(page: Page, sites: Sites) -> None:
+    from playwright.sync_api import expect
+
+    steps = " ".join(f"Step {n}: look at light {n} and note colour {n}." for n in range(120))
+    sites.engine.say(steps)  # more pieces than max_new_tokens: finish_reason "length"
+    open_widget(page, sites.host)
+    ask(page, QUESTION)
+    expect(page.get_by_role("button", name="Helpful", exact=True)).to_be_visible(timeout=60_000)
+    expect(page.locator(".msg.bot .notice")).to_have_text("This answer was cut short.")
+    answer = sites.conversation(conversation_id(page))["messages"][-1]
+    assert answer["finish_reason"] == "length"

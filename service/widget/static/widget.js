@@ -235,7 +235,8 @@ form.ask button:disabled{opacity:.6;cursor:default}
       const [panelId, titleId, noteId, inputId] = ["panel", "title", "note", "input"].map(id);
       const disclosure = (s.disclosure || "").trim().length >= 10 ? s.disclosure : DISCLOSURE;
       this.status = h("div", { class: "sr", role: "status", "aria-live": "polite" });
-      this.log = h("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": config.title });
+      // the log is not live: a streaming answer would be read out piece by piece; `status` announces it once
+      this.log = h("div", { class: "log", role: "log", "aria-live": "off", "aria-label": config.title, tabindex: "0" });
       this.humanButton = h("button", { type: "button", class: "human", onclick: () => this.askForHuman() }, s.human);
       this.input = h("textarea", { id: inputId, rows: 1, maxlength: 4000, placeholder: s.placeholder, onkeydown: (e) => this.onKey(e) });
       this.sendButton = h("button", { type: "submit" }, s.send);
