@@ -10,6 +10,7 @@
   if (!script) return;
   const KEY = script.dataset.key || "";
   const PRODUCT = script.dataset.product || null;
+  if (!script.src) return;
   const API = new URL(script.src, location.href).origin;
   const TAG = "tunedesk-chat";
   const SAVED = "tunedesk:" + KEY.slice(0, 20) + ":conversation";
@@ -77,27 +78,41 @@
     const flush = () => {
       if (para.length) root.append(h("p", null, inline(para.join(" "), cite)));
       para = [];
+      list = null;
+    };
+    const closeCode = () => {
+      root.append(h("pre", null, h("code", null, code.join("\n"))));
+      code = null;
     };
     for (const line of text.replace(/\r\n?/g, "\n").split("\n")) {
-      if (code !== null) {
-        if (line.startsWith("```")) (root.append(h("pre", null, h("code", null, code.join("\n")))), (code = null));
-        else code.push(line);
-        continue;
-      }
       const item = line.match(/^\s*(?:([-*•])|(\d+)[.)])\s+(.*)$/);
       const heading = line.match(/^#{1,6}\s+(.*)$/);
-      if (line.startsWith("```")) (flush(), (list = null), (code = []));
-      else if (item) {
+      if (code !== null) {
+        if (line.startsWith("```")) closeCode();
+        else code.push(line);
+      } else if (line.startsWith("```")) {
         flush();
+        code = [];
+      } else if (item) {
         const tag = item[1] ? "ul" : "ol";
-        if (!list || list.localName !== tag) root.append((list = h(tag, { start: item[2] })));
+        if (!list || list.localName !== tag) {
+          flush();
+          root.append((list = h(tag, { start: item[2] })));
+        }
         list.append(h("li", null, inline(item[3], cite)));
-      } else if (heading) (flush(), (list = null), root.append(h("p", null, h("strong", null, inline(heading[1], cite)))));
-      else if (!line.trim()) (flush(), (list = null));
-      else if (list && /^\s{2,}/.test(line)) list.lastChild.append(" ", ...inline(line.trim(), cite));
-      else ((list = null), para.push(line.trim()));
+      } else if (heading) {
+        flush();
+        root.append(h("p", null, h("strong", null, inline(heading[1], cite))));
+      } else if (list && /^\s{2,}\S/.test(line)) {
+        list.lastChild.append(" ", ...inline(line.trim(), cite));
+      } else if (!line.trim()) {
+        flush();
+      } else {
+        list = null;
+        para.push(line.trim());
+      }
     }
-    if (code !== null) root.append(h("pre", null, h("code", null, code.join("\n"))));
+    if (code !== null) closeCode();
     flush();
     return root;
   }
