@@ -197,8 +197,8 @@ def test_ops_endpoints(client: TestClient) -> None:
     assert client.get("/openapi.json").json()["paths"]["/v1/chat"]
     assert client.get("/docs").status_code == 200
     page = client.get("/")
-    assert page.status_code == 200 and "<textarea" in page.text
-    assert "Bearer td_pk_" in page.text  # development: a key for the page's own origin
+    assert page.status_code == 200 and 'src="/widget.js"' in page.text  # the demo site
+    assert 'data-key="td_pk_' in page.text  # development: a key for the configured origins
     assert_error(client.get("/nowhere"), 404, "route_not_found", "Not Found")
 
 
