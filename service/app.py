@@ -32,6 +32,7 @@ from service.db import make_engine, migrate, session_factory
 from service.deps import Components
 from service.engines.base import Engine, SamplingParams
 from service.engines.local import LocalEngine
+from service.engines.openvino import OpenVINOEngine
 from service.engines.vllm import VLLMEngine
 from service.errors import install_error_handlers
 from service.events import EventBus
@@ -70,6 +71,7 @@ def build_engine(settings: Settings) -> Engine:
     builders: dict[str, Callable[[Settings], Engine]] = {
         "local": build_local_engine,
         "vllm": build_vllm_engine,
+        "openvino": build_openvino_engine,
     }
     return builders[settings.engine.kind](settings)
 
@@ -83,6 +85,19 @@ def build_local_engine(settings: Settings) -> LocalEngine:
         threads=engine.threads,
         weights=engine.weights,
         prefix_cache_size=engine.prefix_cache_size,
+        adapters_dir=engine.adapters_dir,
+    )
+
+
+def build_openvino_engine(settings: Settings) -> OpenVINOEngine:
+    engine = settings.engine
+    return OpenVINOEngine(
+        settings.model.directory,
+        batch_size=engine.batch_size,
+        max_queue=engine.max_queue,
+        threads=engine.threads,
+        weights=engine.weights,
+        prefix_caching=engine.prefix_cache_size > 0,
         adapters_dir=engine.adapters_dir,
     )
 

@@ -39,6 +39,17 @@ def _settings():  # type: ignore[no-untyped-def]
 @model_app.command("prepare")
 def model_prepare(
     force: Annotated[bool, typer.Option(help="Convert again even if already prepared.")] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="openvino: also export for the OpenVINO engine (builds its export environment "
+            "once) and compare it with the reference. Default: the configured engine kind."
+        ),
+    ] = None,
+    verify_adapter: Annotated[
+        Path | None,
+        typer.Option(help="LoRA adapter the OpenVINO check also compares (default: the demo's)."),
+    ] = None,
 ) -> None:
     """Convert the packaged Gemma 3 270M GGUF into the model cache (no download, ever)."""
     from service.engines.artifacts import prepare_model
@@ -46,9 +57,27 @@ def model_prepare(
     settings = _settings()
     try:
         prepare_model(settings.model.directory, report=typer.echo, force=force)
+        if (engine or settings.engine.kind) == "openvino":
+            _export_openvino(settings, force, verify_adapter)
     except Exception as exc:
         typer.secho(f"Model preparation failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
+
+
+def _export_openvino(settings, force: bool, adapter: Path | None) -> None:  # type: ignore[no-untyped-def]
+    from service.config import SAMPLE_KNOWLEDGE_DIR
+    from service.engines.openvino_prepare import export_openvino
+
+    demo = SAMPLE_KNOWLEDGE_DIR / "adapters" / "sample-sft-2"  # trained on this base model
+    if adapter is None and demo.is_dir() and settings.model.path is None:
+        adapter = demo
+    export_openvino(
+        settings.model.directory,
+        report=typer.echo,
+        weights=settings.engine.weights,
+        force=force,
+        verify_adapter=adapter,
+    )
 
 
 @model_app.command("info")
@@ -123,17 +152,29 @@ def serve(
 def engine_serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="local (transformers) or openvino (continuous batching). Default: the "
+            "configured engine kind, local when that is vllm."
+        ),
+    ] = None,
 ) -> None:
-    """Serve the CPU engine through the OpenAI-compatible routes vLLM serves (adapters too)."""
+    """Serve a CPU engine through the OpenAI-compatible routes vLLM serves (adapters too)."""
     import uvicorn
 
-    from service.app import build_local_engine
+    from service.app import build_local_engine, build_openvino_engine
     from service.engines.openai_api.server import create_engine_app
 
     settings = _settings()
+    kind = engine or settings.engine.kind
+    if kind not in ("local", "openvino", "vllm"):
+        typer.secho(f"Unknown engine {kind!r}: use local or openvino.", fg="red", err=True)
+        raise typer.Exit(2)
     name = settings.engine.served_model_name or settings.model.name
-    typer.echo(f"engine {name!r} on http://{host}:{port}/v1 (OpenAI-compatible)")
-    app_ = create_engine_app(build_local_engine(settings), name)
+    typer.echo(f"engine {name!r} ({kind}) on http://{host}:{port}/v1 (OpenAI-compatible)")
+    build = build_openvino_engine if kind == "openvino" else build_local_engine
+    app_ = create_engine_app(build(settings), name)
     uvicorn.run(app_, host=host, port=port, log_level="info")
 
 

@@ -33,8 +33,10 @@ class ModelSettings(BaseModel):
 class EngineSettings(BaseModel):
     """Which LLM engine answers, and how hard it may be pushed."""
 
-    kind: Literal["local", "vllm"] = Field(
-        default="local", description="local: transformers on CPU; vllm: a vLLM server over HTTP."
+    kind: Literal["local", "vllm", "openvino"] = Field(
+        default="local",
+        description="local: transformers on CPU; vllm: a vLLM server over HTTP; openvino: "
+        "OpenVINO GenAI continuous batching on CPU (`tunedesk model prepare --engine openvino`).",
     )
     adapter: str | None = Field(default=None, description="LoRA adapter that answers by default.")
     vllm_url: str = Field(
@@ -54,6 +56,9 @@ class EngineSettings(BaseModel):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0 means greedy.")
     max_concurrency: int = Field(default=1, ge=1, description="Generations running at once.")
     max_queue: int = Field(default=16, ge=0, description="Requests waiting before 503.")
+    batch_size: int = Field(
+        default=16, ge=1, description="Requests the openvino engine decodes together."
+    )
     threads: int | None = Field(default=None, description="torch CPU threads (default: all).")
     prefix_cache_size: int = Field(
         default=8, ge=0, description="Stable prompt prefixes whose KV cache the CPU engine keeps."

@@ -207,14 +207,25 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def engine_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`tunedesk engine serve` on the tiny model, as a separate process."""
+    yield from serve_engine(tiny_model_dir, tmp_path_factory, [])
+
+
+def serve_engine(
+    model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    args: list[str],
+    **settings: str,
+) -> Iterator[str]:
+    """`tunedesk engine serve ARGS` on a model, with TUNEDESK_* settings; yields its /v1 URL."""
     port = free_port()
     env = os.environ | {
-        "TUNEDESK_MODEL__PATH": str(tiny_model_dir),
+        "TUNEDESK_MODEL__PATH": str(model_dir),
         "TUNEDESK_ENGINE__SERVED_MODEL_NAME": SERVED,
         "TUNEDESK_DATA_DIR": str(tmp_path_factory.mktemp("engine-server")),
+        **{f"TUNEDESK_{key.upper()}": value for key, value in settings.items()},
     }
     log = (tmp_path_factory.mktemp("logs") / "engine.log").open("w")
-    cmd = [sys.executable, "-m", "service.cli", "engine", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "service.cli", "engine", "serve", *args, "--port", str(port)]
     with log, start_child(cmd, env=env, stdout=log, stderr=subprocess.STDOUT) as process:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120

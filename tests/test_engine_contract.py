@@ -1,7 +1,11 @@
-"""One contract, every engine: the local CPU engine and the vLLM client against a real server.
+"""One contract, every engine: the local CPU engine, the OpenVINO batching engine, and the vLLM
+client against a real server.
 
-The vLLM client talks to `tunedesk engine serve` (the CPU engine behind vLLM's OpenAI-compatible
-routes) started as its own process on loopback, the same way it talks to `vllm serve` on a GPU.
+The vLLM client talks to `tunedesk engine serve` (a CPU engine behind vLLM's OpenAI-compatible
+routes) started as its own process on loopback, the same way it talks to `vllm serve` on a GPU:
+once serving the transformers engine, once the OpenVINO engine (a batching server). The OpenVINO
+cases skip, saying why, where openvino-genai is not installed; the tiny model's export is built
+on first use (tests/test_openvino.py).
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import pytest
 
 from service.engines.base import ChatMessage, Completion, Engine, SamplingParams, TextDelta
 from service.engines.local import LocalEngine
+from service.engines.openvino import OpenVINOEngine
 from service.engines.vllm import VLLMEngine
 from service.errors import AdapterNotFound, EngineUnavailable, InvalidAdapter
 from tests.conftest import SERVED, free_port
+from tests.test_openvino import openvino_engine_server, tiny_openvino  # noqa: F401  (fixtures)
 
 QUESTION: list[ChatMessage] = [
     {"role": "system", "content": "You are the support assistant of Halcyon Home. " * 8},
@@ -24,13 +30,28 @@ QUESTION: list[ChatMessage] = [
 ]
 
 
-@pytest.fixture(params=["local", "vllm"])
+OPENVINO = pytest.mark.openvino
+ENGINES = [
+    "local",
+    "vllm",
+    pytest.param("openvino", marks=OPENVINO),
+    pytest.param("vllm-openvino", marks=OPENVINO),
+]
+# the OpenVINO cases run the fp32 export: the exact twin of the fp32 reference
+REFERENCE_WEIGHTS = {"openvino": "fp32", "vllm-openvino": "fp32"}
+
+
+@pytest.fixture(params=ENGINES)
 async def engine(request: pytest.FixtureRequest, tiny_model_dir: Path) -> AsyncIterator[Engine]:
     built: Engine
     if request.param == "local":
         built = LocalEngine(tiny_model_dir)
+    elif request.param == "openvino":
+        request.getfixturevalue("tiny_openvino")
+        built = OpenVINOEngine(tiny_model_dir, weights="fp32", batch_size=4)
     else:
-        built = VLLMEngine(request.getfixturevalue("engine_server"), SERVED, max_retries=0)
+        server = "engine_server" if request.param == "vllm" else "openvino_engine_server"
+        built = VLLMEngine(request.getfixturevalue(server), SERVED, max_retries=0)
     await built.start()
     yield built
     for name in await built.list_adapters():
@@ -58,11 +79,13 @@ async def test_streams_text_then_usage_and_timing(engine: Engine) -> None:
 
 
 async def test_greedy_output_is_the_same_on_every_engine(
-    engine: Engine, tiny_model_dir: Path
+    engine: Engine, tiny_model_dir: Path, request: pytest.FixtureRequest
 ) -> None:
-    reference = LocalEngine(tiny_model_dir)
+    kind = request.node.callspec.params["engine"]
+    reference = LocalEngine(tiny_model_dir, weights=REFERENCE_WEIGHTS.get(kind, "int8"))
     await reference.start()
     assert text_of(await collect(engine)) == text_of(await collect(reference))
+    await reference.aclose()
 
 
 async def test_a_stop_string_ends_the_answer_before_it(engine: Engine) -> None:
