@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 MIN_CONTRAST = 4.5  # WCAG AA for normal text
 MIN_DISCLOSURE = 10  # characters: the AI disclosure can be reworded, never emptied
 
@@ -33,7 +33,7 @@ class Colours(BaseModel):
     @field_validator("accent", "accent_text", "background", "text")
     @classmethod
     def _hex(cls, value: str) -> str:
-        if not HEX_COLOUR.match(value):
+        if not HEX_COLOUR.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a colour: write it as #rgb or #rrggbb, e.g. #2457d6"
             )
