@@ -26,6 +26,7 @@ from service.chat.replies import Replies
 from service.chat.routes import router as chat_router
 from service.chat.service import ChatLimits, ChatService, PromptLayer
 from service.config import Settings
+from service.console.routes import router as console_router
 from service.conversations.routes import router as conversations_router
 from service.conversations.service import ConversationService
 from service.db import make_engine, migrate, session_factory
@@ -259,6 +260,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     app.include_router(admin_router)
     app.include_router(webhooks_router)
     app.include_router(widget_router)
+    app.include_router(console_router)
     app.include_router(web_router)
     app.include_router(ops_router)
     return app

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from service.console.cli import agents_app
 from service.tenants.cli import keys_app, tenants_app
 
 app = typer.Typer(help="tunedesk: a self-hosted customer-support chatbot.", no_args_is_help=True)
@@ -16,6 +17,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(engine_app, name="engine")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+app.add_typer(agents_app, name="agents")
 
 
 def _add_plugin_commands() -> None:

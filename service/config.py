@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.console.settings import ConsoleSettings
+
 PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "admin", "password", ""}
 SAMPLE_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "sample"
 
@@ -162,6 +164,7 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = KnowledgeSettings()
     chat: ChatSettings = ChatSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -239,3 +239,67 @@ class WidgetConfig(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Agent(Base):
+    """A support agent's console account in one tenant (role agent or admin).
+
+    Only an argon2 hash of the password is stored; an invited agent has no password until they
+    open the invitation, whose token is stored hashed too."""
+
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("tenant_id", "email", name="uq_agent_tenant_email"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20), default="agent")  # agent | admin
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    invite_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AgentSession(Base):
+    """A console login: the cookie's token and the CSRF token, both stored hashed/plain."""
+
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AgentRating(Base):
+    """Which agent gave a rating (ratings rows are append-only; this says who)."""
+
+    __tablename__ = "agent_ratings"
+
+    rating_id: Mapped[str] = mapped_column(ForeignKey("ratings.id"), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+
+
+class ConsoleJob(Base):
+    """A retraining step started from the console: dataset build, training or evaluation."""
+
+    __tablename__ = "console_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # dataset | train | eval
+    status: Mapped[str] = mapped_column(String(20), default="running")  # succeeded | failed
+    command: Mapped[list[str]] = mapped_column(JSON)
+    output: Mapped[str | None] = mapped_column(String(500))  # the folder it writes
+    log_path: Mapped[str] = mapped_column(String(500))
+    started_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    exit_code: Mapped[int | None] = mapped_column(Integer)

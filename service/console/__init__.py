@@ -1,0 +1,1 @@
+"""The agent console: review, rate and correct answers; insight; export; retraining."""
