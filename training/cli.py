@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from knowledge.cli import eval_retrieval
+from training.export_cli import dataset_export
 
 dataset_app = typer.Typer(
     help="Build training datasets from rated transcripts.", no_args_is_help=True
@@ -20,6 +21,7 @@ train_app = typer.Typer(help="Train LoRA adapters (SFT, DPO) on a dataset.", no_
 # `tunedesk eval`: knowledge's retrieval evaluation, joined here by the answer evaluation
 eval_app = typer.Typer(help="Measure retrieval and answers on eval sets.", no_args_is_help=True)
 eval_app.command("retrieval")(eval_retrieval)
+dataset_app.command("export")(dataset_export)
 
 
 OutOption = Annotated[
