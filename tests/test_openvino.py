@@ -19,7 +19,8 @@ import pytest
 
 from service.engines.base import ChatMessage, Completion, SamplingParams, TextDelta
 from service.engines.local import LocalEngine
-from service.engines.openvino import OpenVINOEngine, lora_scale
+from service.engines.openvino import OpenVINOEngine
+from service.engines.openvino_lanes import lora_scale
 from service.engines.openvino_prepare import OV_MANIFEST, config_for_transformers4
 from service.errors import EngineBusy, ModelNotPrepared
 from tests.conftest import serve_engine

@@ -11,7 +11,6 @@ tokenizer, exactly as the reference engine does (so no OpenVINO chat template, n
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections.abc import AsyncGenerator, Sequence
@@ -29,6 +28,15 @@ from service.engines.base import (
 )
 from service.engines.chat_template import END_OF_TURN
 from service.engines.local import _QueueStreamer
+from service.engines.openvino_lanes import (
+    Lane,
+    LaneSpec,
+    build_lane,
+    finish_reason,
+    import_openvino_genai,
+    lora_scale,
+    tensor,
+)
 from service.engines.openvino_prepare import is_exported, openvino_dir
 from service.errors import (
     AdapterNotFound,
@@ -40,33 +48,6 @@ from service.errors import (
 
 _DONE = object()
 BASE_LANE = ""
-
-
-def import_openvino_genai() -> Any:
-    """openvino_genai, or an error that names the extra to install."""
-    try:
-        import openvino_genai
-    except ImportError as exc:
-        raise EngineUnavailable(
-            "The openvino engine needs the `openvino` extra: pip install 'tunedesk[openvino]'."
-        ) from exc
-    return openvino_genai
-
-
-def lora_scale(adapter_dir: Path) -> float:
-    """PEFT's LoRA scale (alpha / r, or alpha / sqrt(r) with rsLoRA) for OpenVINO's blend alpha.
-
-    OpenVINO reads only the A and B matrices from the safetensors file; PEFT keeps the scale in
-    adapter_config.json, so without this an adapter would act at 1x instead of alpha/r."""
-    config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    if config.get("rank_pattern") or config.get("alpha_pattern"):
-        raise InvalidAdapter(
-            "Adapters with per-layer rank_pattern/alpha_pattern are not supported."
-        )
-    if config.get("use_dora"):
-        raise InvalidAdapter("DoRA adapters are not supported by the openvino engine.")
-    rank, alpha = float(config["r"]), float(config["lora_alpha"])
-    return alpha / rank**0.5 if config.get("use_rslora") else alpha / rank
 
 
 @dataclass
@@ -83,19 +64,6 @@ class _Request:
     generated: list[int] = field(default_factory=list)
     finish: str | None = None
     stopping: bool = False
-
-
-class _Lane:
-    """One continuous-batching pipeline: the base model, or the base model with one adapter."""
-
-    def __init__(self, pipe: Any, adapter: str | None) -> None:
-        self.pipe = pipe
-        self.adapter = adapter
-        self.requests: dict[int, _Request] = {}
-        self.retiring = False
-
-    def busy(self) -> bool:
-        return bool(self.requests)
 
 
 class OpenVINOEngine:
@@ -128,9 +96,9 @@ class OpenVINOEngine:
         self._og: Any = None
         self._tokenizer: Any = None
         self._stop_ids: set[int] = set()
-        self._lanes: dict[str, _Lane] = {}
-        self._retired: list[_Lane] = []
-        self._inbox: list[tuple[_Lane, _Request]] = []
+        self._lanes: dict[str, Lane] = {}
+        self._retired: list[Lane] = []
+        self._inbox: list[tuple[Lane, _Request]] = []
         self._wake = threading.Condition()
         self._driver: threading.Thread | None = None
         self._next_id = 0
@@ -167,30 +135,16 @@ class OpenVINOEngine:
         ids = {self._tokenizer.eos_token_id, end_of_turn}
         self._stop_ids = {int(i) for i in ids if i is not None}
 
-    def _build_lane(self, name: str | None, adapter_dir: Path | None) -> _Lane:
-        og = self._og
-        scheduler = og.SchedulerConfig()
-        scheduler.max_num_seqs = self._batch_size
-        scheduler.max_num_batched_tokens = 2048
-        scheduler.dynamic_split_fuse = True
-        scheduler.enable_prefix_caching = self._prefix_caching
-        scheduler.cache_size = self._cache_gb
-        properties: dict[str, Any] = {}
-        if self._threads:
-            properties["INFERENCE_NUM_THREADS"] = self._threads
-        if self._weights == "fp32":  # the exact twin of the reference engine (tests, checks)
-            properties |= {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
-        adapters = None
-        if adapter_dir is not None:
-            adapter = og.Adapter(str(adapter_dir / "adapter_model.safetensors"))
-            adapters = og.AdapterConfig(adapter, lora_scale(adapter_dir))
-            properties["adapters"] = adapters
-        pipe = og.ContinuousBatchingPipeline(str(self._ov_dir), scheduler, "CPU", properties)
-        if adapters is not None:
-            # step() never applies adapters (only generate() does): apply this lane's once
-            warm = og.GenerationConfig(max_new_tokens=1, adapters=adapters)
-            pipe.generate([_tensor([[self._tokenizer.bos_token_id or 2]])], [warm])
-        return _Lane(pipe, name)
+    def _build_lane(self, name: str | None, adapter_dir: Path | None) -> Lane:
+        spec = LaneSpec(
+            self._ov_dir,
+            self._batch_size,
+            self._prefix_caching,
+            self._cache_gb,
+            self._threads,
+            self._weights,
+        )
+        return build_lane(self._og, spec, name, adapter_dir, self._tokenizer.bos_token_id or 2)
 
     async def aclose(self) -> None:
         """Stop the driver and drop the pipelines; the engine is unusable afterwards."""
@@ -236,7 +190,7 @@ class OpenVINOEngine:
                     raise AdapterNotFound(f"No adapter named {name!r} is loaded.")
                 self._retire(lane)
 
-    def _retire(self, lane: _Lane | None) -> None:
+    def _retire(self, lane: Lane | None) -> None:
         if lane is not None:
             lane.retiring = True
             self._retired.append(lane)
@@ -341,18 +295,18 @@ class OpenVINOEngine:
         lanes = [*self._lanes.values(), *self._retired]
         return any(lane.busy() for lane in lanes)
 
-    def _admit(self, lane: _Lane, request: _Request) -> None:
+    def _admit(self, lane: Lane, request: _Request) -> None:
         if request.cancel.is_set():  # gone before it started
             return self._finish(request, "cancelled")
         self._next_id += 1
         try:
-            tensor = _tensor([request.ids])
-            request.handle = lane.pipe.add_request(self._next_id, tensor, request.config)
+            ids = tensor([request.ids])
+            request.handle = lane.pipe.add_request(self._next_id, ids, request.config)
         except RuntimeError as exc:
             return self._send(request, EngineUnavailable(f"OpenVINO refused the request: {exc}"))
         lane.requests[self._next_id] = request
 
-    def _step(self, lane: _Lane) -> None:
+    def _step(self, lane: Lane) -> None:
         for request in lane.requests.values():
             if request.cancel.is_set() and not request.stopping:
                 request.stopping = True
@@ -378,7 +332,7 @@ class OpenVINOEngine:
                 if new and not request.stopping:
                     request.generated += new
                     request.streamer.put(_Ids(new))
-                reason = _reason(output.finish_reason, self._og) or reason
+                reason = finish_reason(output.finish_reason, self._og) or reason
         if handle.get_status() == self._og.GenerationStatus.RUNNING:
             return False
         request.streamer.end()
@@ -433,18 +387,3 @@ class _Ids:
 
     def tolist(self) -> list[int]:
         return self._ids
-
-
-def _tensor(rows: list[list[int]]) -> Any:
-    import numpy as np
-    import openvino
-
-    return openvino.Tensor(np.array(rows, dtype=np.int64))
-
-
-def _reason(finish: Any, og: Any) -> str | None:
-    if finish == og.GenerationFinishReason.LENGTH:
-        return "length"
-    if finish == og.GenerationFinishReason.STOP:
-        return "stop"
-    return None
