@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from service.console import api, insight_pages, pages
+from service.console import api, insight_pages, pages, retrain
 from service.errors import NotFound
 
 STATIC = Path(__file__).parent / "static"
@@ -27,3 +27,4 @@ router.include_router(pages.router)
 router.include_router(insight_pages.router)
 router.include_router(api.router)
 router.include_router(api.admin_router)
+router.include_router(retrain.router)

@@ -1,0 +1,145 @@
+"""Retraining from the console (admins): build a dataset from the rated transcripts, train an
+SFT adapter, run the four-variant evaluation, and publish, canary or roll back.
+
+Each step is the same `tunedesk` command an operator runs, started as a background job;
+versions go through the model-version service (service/versions), as the API does."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from service.config import SAMPLE_KNOWLEDGE_DIR
+from service.console.export import export_lines
+from service.console.guard import AdminDep, AdminWriterDep, ViewerDep
+from service.console.jobs import log_tail
+from service.console.pages import render, to_login
+from service.console.parts import Console, ConsoleDep
+from service.console.queue import QueueFilter
+from service.errors import Forbidden, InvalidRequest
+from service.store.models import ConsoleJob
+from service.versions.store import NewVersion
+
+router = APIRouter(include_in_schema=False)
+VARIANTS = "base,prompted,tuned,tuned+prompted"
+
+
+class JobIn(BaseModel):
+    """One retraining step; the fields each kind reads are named in its help."""
+
+    kind: Literal["dataset", "train", "eval"]
+    dataset: str | None = Field(default=None, description="train: a dataset folder (v<N>).")
+    max_steps: int | None = Field(default=None, ge=1, le=100_000)
+    adapter: str | None = Field(default=None, description="eval: the trained adapter folder.")
+    eval_set: str | None = Field(default=None, description="eval: an eval-set folder.")
+    limit: int | None = Field(default=20, ge=1, le=10_000, description="eval: questions asked.")
+
+
+class VersionAction(BaseModel):
+    action: Literal["register", "activate", "canary", "rollback"]
+    name: str = Field(min_length=1, max_length=100)
+    adapter: str | None = Field(default=None, max_length=200)
+    share: float = Field(default=0.1, ge=0.0, le=1.0)
+
+
+def job_out(job: ConsoleJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "output": job.output,
+        "command": " ".join(job.command),
+        "exit_code": job.exit_code,
+        "log": log_tail(job),
+    }
+
+
+@router.get("/console/retrain")
+async def retrain_page(request: Request, agent: ViewerDep, console: ConsoleDep) -> Response:
+    if agent is None:
+        return to_login(request)
+    if not agent.is_admin:
+        raise Forbidden("Only an admin of this workspace may retrain.")
+    jobs = await asyncio.to_thread(console.jobs.list, agent.tenant_id)
+    versions = await console.components.versions.list_versions(agent.tenant_id)
+    return render(
+        request,
+        "retrain.html",
+        agent,
+        active="retrain",
+        jobs=[job_out(j) for j in jobs],
+        versions=versions,
+        datasets=_datasets(console),
+        eval_set=SAMPLE_KNOWLEDGE_DIR / "eval",
+    )
+
+
+def _datasets(console: Console) -> list[str]:
+    root = console.components.settings.data_dir / "datasets"
+    return sorted((str(p) for p in root.glob("v*") if p.is_dir()), reverse=True)
+
+
+@router.get("/console/api/jobs/{job_id}")
+def get_job(job_id: str, agent: AdminDep, console: ConsoleDep) -> dict[str, Any]:
+    return job_out(console.jobs.get(agent.tenant_id, job_id))
+
+
+@router.post("/console/api/jobs", status_code=202)
+async def start_job(body: JobIn, agent: AdminWriterDep, console: ConsoleDep) -> dict[str, Any]:
+    """Start a retraining step in the background; poll GET /console/api/jobs/{id}."""
+    args, output = await asyncio.to_thread(_command, console, agent.tenant_id, body)
+    job = await asyncio.to_thread(
+        console.jobs.start, agent.tenant_id, body.kind, args, output, agent.agent_id
+    )
+    return job_out(job)
+
+
+def _command(console: Console, tenant_id: str, body: JobIn) -> tuple[list[str], Path | None]:
+    settings = console.components.settings
+    work = console.jobs.root
+    work.mkdir(parents=True, exist_ok=True)
+    if body.kind == "dataset":
+        transcripts = work / f"{tenant_id}-transcripts.jsonl"
+        with transcripts.open("w", encoding="utf-8") as out:
+            out.writelines(export_lines(console.reviews.sessions, tenant_id, QueueFilter()))
+        docs = settings.knowledge.catalog_dir / "docs"
+        args = ["dataset", "build", "--transcripts", str(transcripts)]
+        args += ["--out", str(settings.data_dir / "datasets")]
+        return [*args, *(["--docs", str(docs)] if docs.is_dir() else [])], None
+    if body.kind == "train":
+        if not body.dataset or not Path(body.dataset, "manifest.json").is_file():
+            raise InvalidRequest("Choose a dataset folder (build one first).")
+        output = work / f"adapter-{len(list(work.glob('adapter-*'))) + 1}"
+        args = ["train", "sft", "--dataset", body.dataset, "--output-dir", str(output)]
+        args += ["--model", str(settings.model.directory)]  # the base this service serves
+        return [*args, *(["--max-steps", str(body.max_steps)] if body.max_steps else [])], output
+    if not body.adapter or not Path(body.adapter).is_dir():
+        raise InvalidRequest("Choose a trained adapter folder to evaluate.")
+    report = work / f"evaluation-{Path(body.adapter).name}"
+    args = ["eval", "answers", "--set", body.eval_set or str(SAMPLE_KNOWLEDGE_DIR / "eval")]
+    args += ["--variants", VARIANTS, "--adapter", body.adapter, "--report", str(report)]
+    return [*args, *(["--limit", str(body.limit)] if body.limit else [])], report
+
+
+@router.post("/console/api/versions")
+async def version_action(
+    body: VersionAction, agent: AdminWriterDep, console: ConsoleDep
+) -> dict[str, Any]:
+    """Register, activate (publish), canary or roll back a model version."""
+    versions, tenant, actor = console.components.versions, agent.tenant_id, agent.email
+    if body.action == "register":
+        base = console.components.engine.model_name
+        row = await versions.register(tenant, NewVersion(body.name, body.adapter, base), actor)
+    elif body.action == "activate":
+        row = await versions.activate(tenant, body.name, actor)
+    elif body.action == "canary":
+        row = await versions.canary(tenant, body.name, body.share, actor)
+    else:
+        rolled = await versions.rollback(tenant, body.name, actor)
+        row = rolled.rolled_back
+    return {"name": row.name, "status": row.status, "message": f"{row.name}: {row.status}"}
