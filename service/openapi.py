@@ -23,6 +23,11 @@ ERROR_SCHEMA: dict[str, Any] = {
                 "type": {"type": "string", "example": "invalid_request"},
                 "message": {"type": "string", "example": "message: must not be empty"},
                 "code": {"type": "string", "example": "validation_error"},
+                "retry_after_s": {
+                    "type": "integer",
+                    "description": "With 429 and 503: seconds to wait, as in Retry-After.",
+                    "example": 5,
+                },
             },
         }
     },
@@ -36,7 +41,9 @@ ERRORS = {
     "413": "Request body too large",
     "422": "Invalid request: the message says which field and why",
     "429": "Rate limit reached: retry after `Retry-After` seconds",
-    "503": "The engine is busy or down: retry after `Retry-After` seconds",
+    "500": "Internal error: logged on the server; the envelope carries no details",
+    "503": "The engine is busy or down, the database is unavailable, or the server is "
+    "shutting down: retry after `Retry-After` seconds",
 }
 PUBLIC = {"/healthz", "/metrics"}
 DOCS_ASSETS = "/docs/assets"  # Swagger UI's files, from the swagger-ui-bundle-v2 package
