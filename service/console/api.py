@@ -19,7 +19,7 @@ from service.console.reviews import ConsoleRating, agreement
 from service.deps import AdminCaller
 from service.store.models import Agent
 
-router = APIRouter(prefix="/console/api", tags=["console"])
+router = APIRouter(prefix="/console/api", include_in_schema=False)  # the console's own calls
 
 
 class RatingIn(BaseModel):
@@ -119,10 +119,21 @@ def export(agent: AdminDep, console: ConsoleDep, where: QueueQuery) -> Streaming
     return _jsonl(console, agent.tenant_id, where)
 
 
-admin_router = APIRouter(prefix="/v1/transcripts", tags=["console"])
+admin_router = APIRouter(prefix="/v1/transcripts", tags=["transcripts"])
+JSONL = {
+    200: {
+        "description": "One `tunedesk.transcript/v1` conversation per line",
+        "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+    }
+}
 
 
-@admin_router.get("/export")
+@admin_router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses=JSONL,  # type: ignore[arg-type]
+    summary="Rated transcripts (agents' corrections included) as JSONL, for dataset build",
+)
 def export_for_key(
     caller: AdminCaller, console: ConsoleDep, where: QueueQuery
 ) -> StreamingResponse:

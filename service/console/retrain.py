@@ -7,6 +7,7 @@ versions go through the model-version service (service/versions), as the API doe
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,7 +118,11 @@ def _command(console: Console, tenant_id: str, body: JobIn) -> tuple[list[str], 
         output = work / f"adapter-{len(list(work.glob('adapter-*'))) + 1}"
         args = ["train", "sft", "--dataset", body.dataset, "--output-dir", str(output)]
         args += ["--model", str(settings.model.directory)]  # the base this service serves
-        return [*args, *(["--max-steps", str(body.max_steps)] if body.max_steps else [])], output
+        held_out = Path(body.dataset, "sft", "eval.jsonl")
+        if not held_out.is_file() or not held_out.stat().st_size:  # few ratings yet
+            args += ["--set", "trainer.eval_strategy=no"]
+        steps = ["--max-steps", str(body.max_steps)] if body.max_steps else []
+        return [*args, *steps], output / "adapter"  # the run writes checkpoints/ beside it
     if not body.adapter or not Path(body.adapter).is_dir():
         raise InvalidRequest("Choose a trained adapter folder to evaluate.")
     report = work / f"evaluation-{Path(body.adapter).name}"
@@ -134,7 +139,8 @@ async def version_action(
     versions, tenant, actor = console.components.versions, agent.tenant_id, agent.email
     if body.action == "register":
         base = console.components.engine.model_name
-        row = await versions.register(tenant, NewVersion(body.name, body.adapter, base), actor)
+        adapter = await asyncio.to_thread(_shipped, console, body.name, body.adapter)
+        row = await versions.register(tenant, NewVersion(body.name, adapter, base), actor)
     elif body.action == "activate":
         row = await versions.activate(tenant, body.name, actor)
     elif body.action == "canary":
@@ -143,3 +149,16 @@ async def version_action(
         rolled = await versions.rollback(tenant, body.name, actor)
         row = rolled.rolled_back
     return {"name": row.name, "status": row.status, "message": f"{row.name}: {row.status}"}
+
+
+def _shipped(console: Console, name: str, adapter: str | None) -> str | None:
+    """An adapter a console job trained is copied into the adapters folder (as `tunedesk
+    publish` does) under the version's name; any other value names an adapter already there."""
+    trained = Path(adapter) if adapter else None
+    if trained is None or not trained.is_dir() or console.jobs.root not in trained.parents:
+        return adapter
+    target = Path(console.components.settings.engine.adapters_dir or ".") / name
+    if target.exists():
+        raise InvalidRequest(f"The adapters folder already has {name!r}; pick another name.")
+    shutil.copytree(trained, target, ignore=shutil.ignore_patterns("checkpoint-*"))
+    return name
