@@ -57,7 +57,16 @@ def job_out(job: ConsoleJob) -> dict[str, Any]:
         "command": " ".join(job.command),
         "exit_code": job.exit_code,
         "log": log_tail(job),
+        "report": _report(job),
     }
+
+
+def _report(job: ConsoleJob) -> str | None:
+    """An evaluation job's four-variant table (its evaluation.md), once written."""
+    path = Path(job.output or "", "evaluation.md")
+    return (
+        path.read_text(encoding="utf-8")[:20_000] if job.kind == "eval" and path.is_file() else None
+    )
 
 
 @router.get("/console/retrain")
