@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -222,7 +223,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     components = build_components(settings, overrides or Overrides())
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await components.engine.start()
         await components.versions.restore()
         await _warm_up(components)
@@ -230,6 +231,8 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         try:
             yield
         finally:
+            if (console := getattr(app.state, "console", None)) is not None:
+                await asyncio.to_thread(console.jobs.stop_all)  # retraining jobs it started
             await components.webhooks.aclose()
             await components.engine.aclose()
             components.index.close()
