@@ -71,17 +71,21 @@ def install_openapi(app: FastAPI) -> None:
 def install_docs(app: FastAPI) -> None:
     """/docs: Swagger UI from files served here, so it works without internet access."""
     app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    app.add_api_route("/docs", docs, include_in_schema=False)
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "").rstrip("/")
-        return get_swagger_ui_html(
-            openapi_url=f"{root}{app.openapi_url}",
-            title=f"{app.title} API",
-            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon-32x32.png",
-        )
+
+async def docs(request: Request) -> HTMLResponse:
+    """Swagger UI for the calling app. A module-level function on purpose: FastAPI caches every
+    endpoint function process-wide, so one that closed over `app` would keep each app alive."""
+    app: FastAPI = request.app
+    root = request.scope.get("root_path", "").rstrip("/")
+    return get_swagger_ui_html(
+        openapi_url=f"{root}{app.openapi_url}",
+        title=f"{app.title} API",
+        swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon-32x32.png",
+    )
 
 
 def _document_errors(schema: dict[str, Any]) -> None:
