@@ -136,7 +136,8 @@ async def test_sft_loss_falls_resumes_and_the_adapter_serves_on_both_engines(
     assert metrics["steps_per_second"] > 0
     assert metrics["last_train_loss"] < metrics["first_train_loss"] - 0.3  # 12.48 → 11.86 here
     assert record["dataset"]["version"] == "v1" and record["seed"] == 42
-    assert record["loss"] == {"end_of_turn_weight": 5.0} and record["init_adapter"] is None
+    assert record["loss"] == {"end_of_turn_weight": 5.0, "frozen_prompt": True}
+    assert record["init_adapter"] is None
 
     local = LocalEngine(tiny_model_dir, weights="fp32")
     await local.start()
