@@ -18,6 +18,7 @@ from qdrant_client import QdrantClient
 
 from knowledge.chunking import Chunk
 from knowledge.embedding import Embedder
+from knowledge.identifiers import demote_other_identifiers, identifiers
 from knowledge.query import HistoryTurn, search_text
 from knowledge.sparse import encode_document, encode_query
 from knowledge.stores.base import (
@@ -75,6 +76,7 @@ class SearchSettings:
     sparse_weight: int = 1  # how many times the lexical list counts in the fusion (1: plain)
     depth: int = 50  # candidates each of dense and sparse search hand to the fusion
     history_chars: int = 1200  # conversation history folded into the search text
+    identifier_candidates: int = 4  # extra candidates when the question names a code
 
 
 @dataclass
@@ -177,9 +179,16 @@ class KnowledgeIndex:
         limit: int = 4,
         history: Sequence[HistoryTurn] | None = None,
     ) -> list[SearchHit]:
-        """Hybrid search for a question, read in the light of the conversation so far."""
+        """Hybrid search for a question, read in the light of the conversation so far.
+
+        When the question names a code or model number, a few more candidates are fetched and
+        those whose heading names another member of its family go last (knowledge/identifiers.py).
+        """
         text = search_text(query, history, self.settings.history_chars)
-        return self.search_text(text, product, limit)
+        if not identifiers(query):
+            return self.search_text(text, product, limit)
+        hits = self.search_text(text, product, limit + self.settings.identifier_candidates)
+        return demote_other_identifiers(query, hits)[:limit]
 
     def search_text(self, text: str, product: str | None = None, limit: int = 4) -> list[SearchHit]:
         """Dense and sparse candidates, fused inside the vector store, within one product."""

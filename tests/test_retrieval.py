@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from knowledge.cli import eval_app
 from knowledge.embedding import Embedder
 from knowledge.evaluation import EvalQuestion, evaluate, load_questions
+from knowledge.identifiers import identifiers, names_other
 from knowledge.index import EMBEDDED_STORES, KnowledgeIndex, SearchSettings, open_index
 from knowledge.ingest import ingest
 from knowledge.query import search_text
@@ -124,6 +125,32 @@ def test_the_history_makes_a_follow_up_findable(sample_index: KnowledgeIndex) ->
         sample_index.search(question, "halcyon-camera-c3", 1, history=history)[0].source == offline
     )
     assert sample_index.search(question, "halcyon-camera-c3", 1)[0].source != offline
+
+
+def test_identifiers_are_read_by_family() -> None:
+    assert identifiers("C3-E42 again, and e4 on my X1000 (wifi 6, 2.4ghz, 5GHz, WPA3)") == {
+        "C": {"C3"},
+        "E": {"E42", "E4"},
+        "X": {"X1000"},
+    }
+    asked = identifiers("router shows E4")
+    assert names_other("Error codes > Fixing E5: no internet from the modem", asked)
+    assert not names_other(
+        "Troubleshooting no internet > Step 3: Provider login failed (E4)", asked
+    )
+    assert not names_other("Error codes > Error code table", asked)
+    assert not names_other("Using the X1000 with a provider's router", asked)
+
+
+def test_a_section_about_another_error_code_goes_behind(sample_index: KnowledgeIndex) -> None:
+    """ "E4" retrieved "Fixing E5" second, and the model answered with E5's meaning (issue 12)."""
+    question = "router shows E4 since we switched to the new DSL provider"
+    hits = sample_index.search(question, "halcyon-router-x1000", 4)
+    headings = [" > ".join(h.heading_path) for h in hits]
+    assert not any("E5" in h or "E3" in h or "E6" in h for h in headings), headings
+    assert any("E4" in h for h in headings), headings
+    unranked = sample_index.search_text(question, "halcyon-router-x1000", 4)
+    assert any("Fixing E5" in " > ".join(h.heading_path) for h in unranked)
 
 
 def test_search_text_puts_the_question_first_and_keeps_recent_turns() -> None:
