@@ -53,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=20, help="How many sample questions.")
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--weights", choices=["int8", "fp32"], default="int8")
+    parser.add_argument("--weights", choices=["int8", "int8-head", "fp32"], default="int8")
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON too.")
     return parser.parse_args()
 

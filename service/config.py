@@ -50,9 +50,10 @@ class EngineSettings(BaseModel):
     )
     timeout_s: float = Field(default=60.0, gt=0, description="Longest wait for vLLM to answer.")
     max_retries: int = Field(default=2, ge=0, description="Retries before the first token only.")
-    weights: Literal["int8", "fp32"] = Field(
+    weights: Literal["int8", "int8-head", "fp32"] = Field(
         default="int8",
-        description="int8: dynamic int8 linear layers, about 5x faster CPU decoding than fp32.",
+        description="int8: dynamic int8 linear layers, about 5x faster CPU decoding than fp32; "
+        "int8-head: only the output projection in int8, the layers in fp32 (docs/evaluation.md).",
     )
     max_new_tokens: int = Field(default=192, ge=1, le=4096, description="Answer length cap.")
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0 means greedy.")

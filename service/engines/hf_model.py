@@ -51,7 +51,9 @@ class HFModel:
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32)
         model.eval()
-        self.model = quantize_linear_layers(model) if self._weights == "int8" else model
+        if self._weights in ("int8", "int8-head"):
+            quantize_linear_layers(model, head_only=self._weights == "int8-head")  # in place
+        self.model = model
         end_of_turn = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
         self.stop_ids = [i for i in {self.tokenizer.eos_token_id, end_of_turn} if i is not None]
 

@@ -33,12 +33,14 @@ EXPORT_REQUIREMENTS = [
     "openvino-tokenizers==2026.4.1.0",
     "nncf>=3.3",
 ]
-WEIGHT_FORMATS = {"int8": "int8", "fp32": "fp32"}
+# the service's weight settings → the export's format; OpenVINO's int8 is weight-only (its
+# activations stay bf16/f32), so the local engine's "int8-head" has no separate export
+WEIGHT_FORMATS = {"int8": "int8", "int8-head": "int8", "fp32": "fp32"}
 
 
 def openvino_dir(model_dir: Path, weights: str = "int8") -> Path:
     """Where the OpenVINO export of a prepared model lives: beside it, one per weight format."""
-    return model_dir.with_name(f"{model_dir.name}-openvino-{weights}")
+    return model_dir.with_name(f"{model_dir.name}-openvino-{WEIGHT_FORMATS[weights]}")
 
 
 def is_exported(model_dir: Path, weights: str = "int8") -> bool:

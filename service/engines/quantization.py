@@ -47,12 +47,15 @@ def _pack(weight: torch.Tensor, bias: torch.Tensor | None) -> Any:
         )
 
 
-def quantize_linear_layers(model: nn.Module) -> nn.Module:
-    """Swap every plain nn.Linear (output projection included) for an Int8Linear, in place."""
+def quantize_linear_layers(model: nn.Module, head_only: bool = False) -> nn.Module:
+    """Swap every plain nn.Linear (output projection included) for an Int8Linear, in place;
+    with head_only, only the output projection (`lm_head`)."""
     targets = [
         (name, module)
         for name, module in model.named_modules()
-        if type(module) is nn.Linear and "lora_" not in name
+        if type(module) is nn.Linear
+        and "lora_" not in name
+        and (not head_only or name.rpartition(".")[2] == "lm_head")
     ]
     for name, module in targets:
         parent_name, _, child = name.rpartition(".")
