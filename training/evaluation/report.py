@@ -129,7 +129,8 @@ def markdown(report: AnswerReport, chart_name: str, examples: int) -> str:
         f"Set `{setup['set']}` ({setup['set_kind']}): {setup['questions']} questions "
         f"({', '.join(f'{n} {k}' for k, n in setup['kinds'].items())}). "
         f"Adapter: `{setup.get('adapter') or 'none'}`. Model `{setup['model']}`, "
-        f"{setup['weights']} weights, greedy, at most {setup['max_new_tokens']} new tokens.",
+        f"{setup.get('engine', 'local')} engine, {setup['weights']} weights, greedy, "
+        f"at most {setup['max_new_tokens']} new tokens.",
         "",
         f"Command: `{setup['command']}`",
         "",

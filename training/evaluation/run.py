@@ -191,11 +191,11 @@ async def _answer_variants(
 
 
 async def _start_engine(settings: Settings, adapter: Path | None) -> Engine:
-    from service.app import build_local_engine
+    from service.app import build_engine
 
     local = settings.model_copy(deep=True)
     local.engine.adapters_dir = None  # only the adapter under evaluation is loaded
-    engine = build_local_engine(local)
+    engine = build_engine(local)  # the engine the service is configured with (engine.kind)
     await engine.start()
     if adapter is not None:
         await engine.load_adapter(ADAPTER_NAME, str(adapter))
@@ -240,6 +240,7 @@ def _setup(
         "examples": str(options.examples) if options.examples else None,
         "adapter": str(adapter) if adapter else None,
         "model": str(settings.model.directory),
+        "engine": settings.engine.kind,
         "weights": settings.engine.weights,
         "max_new_tokens": options.max_new_tokens,
         "guardrails": options.guardrails,
