@@ -8,12 +8,16 @@ PORT ?= 8000
 # the sample products' tuned adapter and the evaluation that let it through the publish gate
 DEMO_ADAPTER ?= knowledge/sample/adapters/sample-sft-2
 DEMO_EVAL ?= $(DEMO_ADAPTER)/evaluation.json
+# the engine `make run` prepares and serves: openvino (continuous batching, about 3x the local
+# engine's decoding and better answers on the sample sets: docs/engine.md) or local (transformers,
+# the reference and fallback: `make run ENGINE=local`). Only `make model` and `make run` see it.
+ENGINE ?= openvino
 
 .PHONY: run install model ingest demo-model serve test lint pytest bench clean
 
 run: install model ingest demo-model
 	@echo "Open http://$(HOST):$(PORT)/ to chat, http://$(HOST):$(PORT)/docs for the API."
-	$(BIN)/tunedesk serve --host $(HOST) --port $(PORT)
+	TUNEDESK_ENGINE__KIND=$(ENGINE) $(BIN)/tunedesk serve --host $(HOST) --port $(PORT)
 
 install: $(STAMP)
 
@@ -26,7 +30,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 model: install
-	$(BIN)/tunedesk model prepare
+	TUNEDESK_ENGINE__KIND=$(ENGINE) $(BIN)/tunedesk model prepare
 
 ingest: install
 	$(BIN)/tunedesk ingest knowledge/sample/docs --prune
