@@ -6,6 +6,7 @@ Run on its own with `python -m knowledge.cli retrieval --set DIR`.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from dataclasses import asdict
@@ -119,8 +120,14 @@ def eval_retrieval(
     from knowledge.evaluation import doc_folders, load_questions
     from knowledge.index import SearchSettings
 
-    questions = load_questions(set_dir)[:limit]
-    paths = doc_folders(set_dir, extra_docs or [])
+    try:
+        questions = load_questions(set_dir)[:limit]
+        paths = doc_folders(set_dir, extra_docs or [])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError) as exc:
+        missing_docs = str(exc).startswith(f"{set_dir / 'docs.jsonl'} not found") and not extra_docs
+        hint = " (a folder without docs.jsonl needs --extra-docs DIR)" if missing_docs else ""
+        typer.secho(f"Retrieval evaluation not started: {exc}{hint}", fg="red", err=True)
+        raise typer.Exit(2) from exc
     if threads:
         import torch
 

@@ -202,3 +202,13 @@ def test_dense_or_sparse_alone_can_be_chosen_for_comparison(exact_index: Knowled
     for fusion in ("sparse", "rrf", "dense"):
         exact_index.settings = SearchSettings(fusion=fusion)
         assert exact_index.search("error E3", limit=2)
+
+
+def test_eval_retrieval_says_what_is_missing(tmp_path: Path) -> None:
+    folder = write_eval_set(tmp_path / "set", CODES, EXACT_QUESTIONS[:2])
+    (folder / "docs.jsonl").unlink()
+    result = CliRunner().invoke(eval_app, ["retrieval", "--set", str(folder)])
+    assert result.exit_code == 2 and "docs.jsonl not found" in result.output
+    assert "--extra-docs DIR" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(eval_app, ["retrieval", "--set", str(tmp_path / "absent")])
+    assert result.exit_code == 2 and "questions.jsonl not found" in result.output
