@@ -209,6 +209,8 @@ def test_escalation_needs_a_chosen_template(guardrails: Guardrails) -> None:
         "representative",
         "I need to speak with someone",
         "get me a real person now",
+        "Tried everything for E5, the router is still red. can someone look at it?",
+        "could a technician check my thermostat wiring please",
     ],
 )
 def test_plain_requests_for_a_person_hand_off(guardrails: Guardrails, message: str) -> None:
@@ -223,6 +225,8 @@ def test_plain_requests_for_a_person_hand_off(guardrails: Guardrails, message: s
         "how do I add a person to my account",
         "does the doorbell camera detect a person or just motion?",
         "I need an agent app for the hub",
+        "can someone else in the house change the thermostat schedule?",
+        "can a person walking past set off the camera's motion alerts?",
     ],
 )
 def test_product_questions_about_agents_and_people_do_not_hand_off(
