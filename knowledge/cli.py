@@ -124,9 +124,7 @@ def eval_retrieval(
         questions = load_questions(set_dir)[:limit]
         paths = doc_folders(set_dir, extra_docs or [])
     except (FileNotFoundError, json.JSONDecodeError, KeyError) as exc:
-        missing_docs = str(exc).startswith(f"{set_dir / 'docs.jsonl'} not found") and not extra_docs
-        hint = " (a folder without docs.jsonl needs --extra-docs DIR)" if missing_docs else ""
-        typer.secho(f"Retrieval evaluation not started: {exc}{hint}", fg="red", err=True)
+        typer.secho(f"Retrieval evaluation not started: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
     if threads:
         import torch

@@ -145,5 +145,6 @@ def doc_folders(set_dir: Path, extra: Sequence[Path]) -> list[Path]:
         paths.append(folder / "docs.jsonl" if (folder / "docs.jsonl").is_file() else folder)
     for path in paths:
         if not path.exists():
-            raise FileNotFoundError(f"{path} not found")
+            hint = " (a folder without docs.jsonl needs --extra-docs DIR)" if path == own else ""
+            raise FileNotFoundError(f"{path} not found{hint}")
     return paths

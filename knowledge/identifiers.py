@@ -43,13 +43,13 @@ def names_other(heading: str, asked: dict[str, set[str]]) -> bool:
     return any(family in named and not named[family] & codes for family, codes in asked.items())
 
 
-def demote_other_identifiers(question: str, hits: Sequence[H]) -> list[H]:
-    """Hits in their order, those whose heading names another identifier of an asked family last."""
-    asked = identifiers(question)
-    if not asked:
-        return list(hits)
-    keep = [h for h in hits if not names_other(_heading(h), asked)]
-    return keep + [h for h in hits if names_other(_heading(h), asked)]
+def demote_other_identifiers(asked: dict[str, set[str]], hits: Sequence[H]) -> list[H]:
+    """Hits in their order, those whose heading names another identifier of an asked family
+    (`identifiers(question)`) last."""
+    other = [names_other(_heading(h), asked) for h in hits]
+    return [h for h, o in zip(hits, other, strict=True) if not o] + [
+        h for h, o in zip(hits, other, strict=True) if o
+    ]
 
 
 def _heading(hit: Headed) -> str:

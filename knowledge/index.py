@@ -185,10 +185,11 @@ class KnowledgeIndex:
         those whose heading names another member of its family go last (knowledge/identifiers.py).
         """
         text = search_text(query, history, self.settings.history_chars)
-        if not identifiers(query):
+        asked = identifiers(query)
+        if not asked:
             return self.search_text(text, product, limit)
         hits = self.search_text(text, product, limit + self.settings.identifier_candidates)
-        return demote_other_identifiers(query, hits)[:limit]
+        return demote_other_identifiers(asked, hits)[:limit]
 
     def search_text(self, text: str, product: str | None = None, limit: int = 4) -> list[SearchHit]:
         """Dense and sparse candidates, fused inside the vector store, within one product."""

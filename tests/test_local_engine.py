@@ -142,16 +142,13 @@ async def test_int8_head_quantises_the_output_projection_alone(
             answers[weights] = await generated_text(
                 engine, conversation("My router shows E5."), adapter="alpha"
             )
-            modules = engine.runtime.model.named_modules()
+            modules = list(engine.runtime.model.named_modules())
             kinds[weights] = {
                 "int8": sum(isinstance(m, Int8Linear) for _, m in modules),
                 "lm_head": int(
                     isinstance(engine.runtime.model.get_output_embeddings(), Int8Linear)
                 ),
-                "fp32": sum(
-                    type(m) is nn.Linear and "lora_" not in n
-                    for n, m in engine.runtime.model.named_modules()
-                ),
+                "fp32": sum(type(m) is nn.Linear and "lora_" not in n for n, m in modules),
             }
         finally:
             await engine.aclose()
