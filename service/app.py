@@ -210,7 +210,9 @@ def build_prompt_layer(
     return PromptLayer(
         system=system,
         selector=TemplateSelector(load_templates(directory, catalog), embedder),
-        builder=PromptBuilder(system, count_tokens=count, budget=budget),
+        builder=PromptBuilder(
+            system, count_tokens=count, budget=budget, max_chunk_chars=settings.chat.source_chars
+        ),
         guardrails=Guardrails(load_guardrails(directory), embedder),
         examples=examples,
         scope=ScopeGuard(embedder),

@@ -101,6 +101,12 @@ class ChatSettings(BaseModel):
         default=1536, ge=256, description="Prompt budget; rules and question are never cut."
     )
     history_tokens: int = Field(default=384, ge=0, description="Budget share kept for history.")
+    source_chars: int = Field(
+        default=700,
+        ge=100,
+        description="Most characters of one source in a prompt; a longer source shows the "
+        "lines that match the question (service/prompting/excerpt.py).",
+    )
     max_examples: int = Field(default=2, ge=0, description="Few-shot examples per prompt.")
     example_similarity: float = Field(
         default=0.75, ge=0, le=1, description="Least question similarity for an example."

@@ -258,3 +258,66 @@ def test_escalation_cues_are_validated_with_file_and_field(tmp_path: Path) -> No
     path.write_text(body + "escalate_cues: [{condition: 1, cues: [['(unclosed']]}]\n")
     with pytest.raises(CatalogError, match=r"escalate_cues\.0\.cues: .*not a valid regular"):
         load_templates(directory, load_products(directory))
+
+
+T2_CODES = (SAMPLE_KNOWLEDGE_DIR / "docs/halcyon-thermostat-t2/error-codes.md").read_text()
+T2_TABLE = T2_CODES.split("## Error code table\n", 1)[1].split("\n## ", 1)[0].strip()
+
+
+def test_a_long_source_shows_the_row_of_the_code_asked_about_with_its_header() -> None:
+    from service.prompting.excerpt import excerpt
+
+    assert len(T2_TABLE) > 1500  # E24 is the fifth row, past the first 700 characters
+    shown = excerpt(T2_TABLE, "what does E24 mean on my T2?", 700)
+    assert len(shown) <= 700 + 4
+    lines = shown.splitlines()
+    assert lines[0].startswith("| Code | Meaning") and lines[1].startswith("|---")
+    assert lines[2].startswith("| E24 | Heat pump reversing valve")
+    # siblings of the asked code would only mislead a small model
+    assert not any(f"| E2{n} |" in shown for n in (0, 1, 2, 3, 5, 6, 7, 8, 9))
+
+
+def test_a_long_source_keeps_its_order_and_marks_what_was_left_out() -> None:
+    from service.prompting.excerpt import excerpt
+
+    text = "\n\n".join(
+        [
+            "Intro about the thermostat and its screen.",
+            "Filler about schedules. " * 12,
+            "The backup battery lasts up to 2 hours when the C wire loses power.",
+            "More filler about geofencing. " * 12,
+            "Closing words about the thermostat.",
+        ]
+    )
+    shown = excerpt(text, "how long does the backup battery last?", 200)
+    assert shown.startswith("Intro about the thermostat")  # the lead, then the best match
+    assert shown.index("Intro") < shown.index("backup battery lasts up to 2 hours")
+    assert "\n\n…\n\n" in shown and len(shown) <= 200 + 4
+
+
+def test_a_source_that_fits_is_shown_whole_and_the_prompt_uses_the_excerpt() -> None:
+    from service.prompting.excerpt import excerpt
+
+    assert excerpt("Short text.\n\nTwo paragraphs.", "anything", 700) == (
+        "Short text.\n\nTwo paragraphs."
+    )
+    table = SearchHit("t2", 1.0, T2_TABLE, "Error codes", "docs/t2.md", ["Error codes"], None)
+    built = PromptBuilder(load_system_prompt(SAMPLE_KNOWLEDGE_DIR)).build(
+        "E26 on my T2", [table], None
+    )
+    assert "| E26 | Wi-Fi disconnected for more than 10 minutes" in built.messages[-2]["content"]
+
+
+def test_a_long_paragraph_is_cut_into_sentences_and_the_matching_one_is_shown() -> None:
+    from service.prompting.excerpt import excerpt
+
+    options = " ".join(f"Option {n}: Change setting number {n} of the app." for n in range(1, 30))
+    text = (
+        "App settings Manage your downloaded apps.From Settings, tap Apps. "
+        + options
+        + " Set as default: Set the app as a default for a certain category of apps."
+    )  # one line, as manuals converted from PDF often are
+    shown = excerpt(text, "How do I set the app as a default app?", 300)
+    assert shown.startswith("App settings Manage your downloaded apps.")
+    assert "Set as default: Set the app as a default for a certain category of apps." in shown
+    assert " … " in shown and "\n" not in shown and len(shown) <= 300 + 4

@@ -73,6 +73,7 @@ def prompt_rebuilder(
         "history_messages": settings.chat.history_messages,
         "max_prompt_tokens": settings.chat.max_prompt_tokens,
         "history_tokens": settings.chat.history_tokens,
+        "source_chars": settings.chat.source_chars,
     }
     return rebuilder, described
 
@@ -81,4 +82,6 @@ def service_prompt_builder(system: SystemPrompt, settings: Settings) -> PromptBu
     """The PromptBuilder as the service builds it (service/app.py): same budget and tokenizer."""
     budget = PromptBudget(settings.chat.max_prompt_tokens, settings.chat.history_tokens)
     count = token_counter(settings.model.directory)
-    return PromptBuilder(system, count_tokens=count, budget=budget)
+    return PromptBuilder(
+        system, count_tokens=count, budget=budget, max_chunk_chars=settings.chat.source_chars
+    )

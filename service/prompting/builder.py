@@ -20,6 +20,7 @@ from knowledge.catalog import SystemPrompt, TroubleshootingTemplate
 from knowledge.index import SearchHit
 from service.engines.base import ChatMessage
 from service.prompting.examples import Example
+from service.prompting.excerpt import excerpt
 from service.prompting.guardrails import defuse
 
 PROMPT_TEMPLATE_ID = "support-rag"
@@ -119,7 +120,7 @@ class PromptBuilder:
         left = self._budget.max_tokens - sum(counts.values()) - MESSAGE_OVERHEAD * 3
         past: list[tuple[str, str]] = [(m["role"], defuse(m["content"])) for m in history]
         reserve = min(self._budget.history_tokens, sum(self._count(t) for _, t in past))
-        kept, sources = self._fit_sources(hits, left - reserve)
+        kept, sources = self._fit_sources(question, hits, left - reserve)
         counts["sources"] = self._count(sources)
         shown, shots = self._fit_examples(examples, left - reserve - counts["sources"])
         counts["examples"] = self._count(shots) if shots else 0
@@ -139,11 +140,13 @@ class PromptBuilder:
             shown.append(example)
         return shown, _examples_text(shown) if shown else ""
 
-    def _fit_sources(self, hits: Sequence[SearchHit], room: int) -> tuple[list[SearchHit], str]:
+    def _fit_sources(
+        self, question: str, hits: Sequence[SearchHit], room: int
+    ) -> tuple[list[SearchHit], str]:
         kept: list[SearchHit] = []
         blocks: list[str] = []
         for hit in hits:
-            block = self._source(len(kept) + 1, hit)
+            block = self._source(len(kept) + 1, hit, question)
             if kept and self._count("\n\n".join([*blocks, block])) > room:
                 break  # the best-ranked source is always kept, even over budget
             kept.append(hit)
@@ -181,10 +184,8 @@ class PromptBuilder:
         """No prompt at all: the turn is answered without the model."""
         return BuiltPrompt(messages=[], sources=[], template=None)
 
-    def _source(self, number: int, hit: SearchHit) -> str:
-        text = hit.text
-        if len(text) > self._max_chunk_chars:
-            text = text[: self._max_chunk_chars].rsplit(" ", 1)[0] + " …"
+    def _source(self, number: int, hit: SearchHit, question: str) -> str:
+        text = excerpt(hit.text, question, self._max_chunk_chars)
         return f"[{number}] {hit.heading}\n{defuse(text)}"
 
 

@@ -246,6 +246,7 @@ def _setup(
         "guardrails": options.guardrails,
         "top_k": settings.knowledge.top_k,
         "max_prompt_tokens": settings.chat.max_prompt_tokens,
+        "source_chars": settings.chat.source_chars,
         "command": options.command,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {_cores()} cores",
