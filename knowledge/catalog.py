@@ -130,10 +130,23 @@ class SystemPrompt(BaseModel):
     rules: list[str] = Field(min_length=1)
     out_of_scope_reply: str
     handoff_reply: str | None = None
+    # What the customer is told when a conversation goes to a human, by sensitive topic
+    # ("safety", as guardrails.yaml names them) or by hand-off reason ("frustration"); anything
+    # not listed gets handoff_reply. A safety hand-off must say what to do first, not only "wait".
+    handoff_replies: dict[str, str] = {}
     low_confidence_reply: str = (
         "I couldn't find this in our documentation, and I'd rather not guess. "
         "Would you like me to connect you with a member of our support team?"
     )
+
+    def handoff_reply_for(self, reason: str, detail: str = "") -> str | None:
+        """The reply for one hand-off: its topic's, else its reason's, else handoff_reply."""
+        topic = detail.split(":", 1)[0].strip() if reason == "sensitive_topic" else ""
+        return (
+            self.handoff_replies.get(topic)
+            or self.handoff_replies.get(reason)
+            or self.handoff_reply
+        )
 
 
 class GuardrailConfig(BaseModel):
@@ -203,3 +216,27 @@ def load_system_prompt(directory: Path, name: str = "system") -> SystemPrompt:
 
 def load_guardrails(directory: Path) -> GuardrailConfig:
     return load_yaml(directory / "prompts" / "guardrails.yaml", GuardrailConfig)
+
+
+# Why the guardrails hand a conversation to a human (service/prompting/guardrails.py).
+HANDOFF_REASONS = (
+    "asked_for_human",
+    "sensitive_topic",
+    "frustration",
+    "repeated_problem",
+    "escalation",
+)
+
+
+def check_handoff_replies(
+    directory: Path, system: SystemPrompt, guardrails: GuardrailConfig
+) -> None:
+    """A handoff_replies key that no hand-off can reach is a typo the operator must hear about."""
+    known = [*guardrails.sensitive_topics, *HANDOFF_REASONS]
+    unknown = sorted(set(system.handoff_replies) - set(known))
+    if unknown:
+        raise CatalogError(
+            f"{directory / 'prompts' / 'system.yaml'}: handoff_replies: {', '.join(unknown)} "
+            f"is neither a sensitive topic in guardrails.yaml nor a hand-off reason; "
+            f"use one of: {', '.join(known)}"
+        )

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from knowledge.catalog import (
     ProductCatalog,
+    check_handoff_replies,
     load_guardrails,
     load_products,
     load_system_prompt,
@@ -201,6 +202,8 @@ def build_prompt_layer(
     """System prompt, template selection, prompt builder and guardrails from the YAML files."""
     directory = settings.knowledge.catalog_dir
     system = load_system_prompt(directory)
+    guardrails = load_guardrails(directory)
+    check_handoff_replies(directory, system, guardrails)
     budget = PromptBudget(settings.chat.max_prompt_tokens, settings.chat.history_tokens)
     count = token_counter(settings.model.directory)
     embedder = index.embedder
@@ -213,7 +216,7 @@ def build_prompt_layer(
         builder=PromptBuilder(
             system, count_tokens=count, budget=budget, max_chunk_chars=settings.chat.source_chars
         ),
-        guardrails=Guardrails(load_guardrails(directory), embedder),
+        guardrails=Guardrails(guardrails, embedder),
         examples=examples,
         scope=ScopeGuard(embedder),
     )

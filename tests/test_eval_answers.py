@@ -141,6 +141,7 @@ def test_an_answer_that_copies_the_prompt_back_is_an_echo() -> None:
 
 def test_hand_off_and_citation_checks() -> None:
     assert offers_human(SYSTEM.handoff_reply or "")
+    assert SYSTEM.handoff_replies and all(offers_human(r) for r in SYSTEM.handoff_replies.values())
     assert offers_human("Shall I connect you with a member of our support team?")
     assert not offers_human("Restart the router.")
     assert citations_correct(["e5"], ["e5", "e3"])

@@ -9,6 +9,7 @@ import pytest
 from knowledge.catalog import (
     CatalogError,
     TroubleshootingTemplate,
+    check_handoff_replies,
     load_guardrails,
     load_products,
     load_system_prompt,
@@ -258,6 +259,24 @@ def test_escalation_cues_are_validated_with_file_and_field(tmp_path: Path) -> No
     path.write_text(body + "escalate_cues: [{condition: 1, cues: [['(unclosed']]}]\n")
     with pytest.raises(CatalogError, match=r"escalate_cues\.0\.cues: .*not a valid regular"):
         load_templates(directory, load_products(directory))
+
+
+def test_a_hand_off_gets_its_topics_reply_and_unknown_keys_are_refused(embedder: Embedder) -> None:
+    system = load_system_prompt(SAMPLE_KNOWLEDGE_DIR)
+    guardrails = load_guardrails(SAMPLE_KNOWLEDGE_DIR)
+    check_handoff_replies(SAMPLE_KNOWLEDGE_DIR, system, guardrails)  # the sample's keys are known
+    handoff = Guardrails(guardrails, embedder).handoff("there's smoke coming out of it", [])
+    assert handoff == Handoff("sensitive_topic", "safety: smoke")
+    safety = system.handoff_reply_for(handoff.reason, handoff.detail)
+    assert safety == system.handoff_replies["safety"] and "emergency services" in safety
+    assert system.handoff_reply_for("frustration") == system.handoff_replies["frustration"]
+    assert (
+        system.handoff_reply_for("asked_for_human") == system.handoff_reply
+    )  # no entry of its own
+    typo = system.model_copy(update={"handoff_replies": {"saftey": "Leave the building."}})
+    with pytest.raises(CatalogError) as err:
+        check_handoff_replies(SAMPLE_KNOWLEDGE_DIR, typo, guardrails)
+    assert "system.yaml: handoff_replies: saftey" in str(err.value) and "safety" in str(err.value)
 
 
 T2_CODES = (SAMPLE_KNOWLEDGE_DIR / "docs/halcyon-thermostat-t2/error-codes.md").read_text()

@@ -107,7 +107,12 @@ class Hygiene:
 
     def __init__(self, system: SystemPrompt) -> None:
         self.fallback = system.low_confidence_reply
-        canned = [system.out_of_scope_reply, system.handoff_reply or "", self.fallback]
+        canned = [
+            system.out_of_scope_reply,
+            system.handoff_reply or "",
+            *system.handoff_replies.values(),
+            self.fallback,
+        ]
         # The prompt's fixed text: never part of an answer, wherever it starts.
         self.literals = (
             *_labels(TROUBLESHOOTING),

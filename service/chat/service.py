@@ -252,7 +252,8 @@ class ChatService:
     ) -> Turn:
         await asyncio.to_thread(self._store.mark_handoff, context.conversation_id, handoff.reason)
         caller = context.caller
-        reply = self._prompting.system.handoff_reply or DEFAULT_HANDOFF_REPLY
+        system = self._prompting.system
+        reply = system.handoff_reply_for(handoff.reason, handoff.detail) or DEFAULT_HANDOFF_REPLY
         turn = self._without_model(context, reply, "handoff", flags, received, handoff)
         version = version_label(turn.model_version, turn.adapter)
         self._metrics.handoffs.labels(

@@ -139,9 +139,11 @@ class ServicePlanner:
 
     def _handoff(self, case: AnswerCase) -> Plan | None:
         asked_before = [m["content"] for m in case.history if m["role"] == "user"]
-        if self._layer.guardrails.handoff(case.question, asked_before) is None:
+        handoff = self._layer.guardrails.handoff(case.question, asked_before)
+        if handoff is None:
             return None
-        reply = self._layer.system.handoff_reply or DEFAULT_HANDOFF_REPLY
+        reply = self._layer.system.handoff_reply_for(handoff.reason, handoff.detail)
+        reply = reply or DEFAULT_HANDOFF_REPLY
         return Plan([], canned=reply, outcome="handoff")
 
     def _reply(self, scope: str) -> str:
