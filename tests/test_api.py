@@ -247,7 +247,7 @@ def test_asking_for_a_human_hands_off_without_the_model(
 def test_a_safety_hand_off_says_what_to_do_first(client: TestClient, settings: Settings) -> None:
     body = client.post("/v1/chat", json={"message": "I smell gas near the furnace, T2 shows E22"})
     body = body.json()
-    assert body["handoff"] == {"reason": "sensitive_topic", "detail": "safety: smell gas"}
+    assert body["handoff"] == {"reason": "sensitive_topic", "detail": "gas_leak: smell gas"}
     assert (
         "gas supplier's emergency number" in body["answer"]
     )  # the safety reply, not "please wait"

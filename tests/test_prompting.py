@@ -266,17 +266,23 @@ def test_a_hand_off_gets_its_topics_reply_and_unknown_keys_are_refused(embedder:
     guardrails = load_guardrails(SAMPLE_KNOWLEDGE_DIR)
     check_handoff_replies(SAMPLE_KNOWLEDGE_DIR, system, guardrails)  # the sample's keys are known
     handoff = Guardrails(guardrails, embedder).handoff("there's smoke coming out of it", [])
-    assert handoff == Handoff("sensitive_topic", "safety: smoke")
+    assert handoff == Handoff("sensitive_topic", "fire_or_smoke: smoke")
     safety = system.handoff_reply_for(handoff.reason, handoff.detail)
-    assert safety == system.handoff_replies["safety"] and "emergency services" in safety
+    assert safety == system.handoff_replies["fire_or_smoke"] and "emergency services" in safety
+    battery = Guardrails(guardrails, embedder).handoff("the battery has swelled up", [])
+    assert battery is not None and "stop charging" in (
+        system.handoff_reply_for(battery.reason, battery.detail) or ""
+    )
     assert system.handoff_reply_for("frustration") == system.handoff_replies["frustration"]
     assert (
         system.handoff_reply_for("asked_for_human") == system.handoff_reply
     )  # no entry of its own
-    typo = system.model_copy(update={"handoff_replies": {"saftey": "Leave the building."}})
+    typo = system.model_copy(update={"handoff_replies": {"gas_laek": "Leave the building."}})
     with pytest.raises(CatalogError) as err:
         check_handoff_replies(SAMPLE_KNOWLEDGE_DIR, typo, guardrails)
-    assert "system.yaml: handoff_replies: saftey" in str(err.value) and "safety" in str(err.value)
+    assert "system.yaml: handoff_replies: gas_laek" in str(err.value) and "gas_leak" in str(
+        err.value
+    )
 
 
 T2_CODES = (SAMPLE_KNOWLEDGE_DIR / "docs/halcyon-thermostat-t2/error-codes.md").read_text()
