@@ -191,3 +191,57 @@ def test_sigterm_mid_stream_finishes_or_flags_every_answer(
         stored = list(s.scalars(select(Message).where(Message.role == "assistant")))
     cut = [bool(m.error and "restarting" in m.error) for m in stored]
     assert sorted(cut) == [False, False, True]  # the warm-up, the short answer, the long one
+
+
+def test_a_keyed_answer_whose_client_went_away_is_finished_and_replayed(
+    tmp_path: Path, tiny_model_dir: Path, sample_index_dir: Path, slow_vllm: str, embedder: Any
+) -> None:
+    """The widget retries a dropped stream with the same Idempotency-Key: the answer goes on
+    being written after the drop, and the retry gets all of it, stored once."""
+    from service.config import Settings
+    from tests.test_openai_compat import live_server
+
+    shutil.copytree(sample_index_dir, tmp_path / "qdrant")
+    settings = Settings(
+        data_dir=tmp_path,
+        model={"path": tiny_model_dir},  # type: ignore[arg-type]
+        knowledge={"qdrant_path": tmp_path / "qdrant"},  # type: ignore[arg-type]
+        engine={"kind": "vllm", "vllm_url": slow_vllm, "served_model_name": "tiny"},  # type: ignore[arg-type]
+    )
+    with live_server(settings, embedder) as (url, app):
+        key = app.state.components.tenants.create_key(
+            DEFAULT_TENANT_ID, KeySpec("widget", "secret", ["chat"])
+        )[1]
+        headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "drop-1"}
+        body = {"message": SHORT}
+        with httpx.stream(
+            "POST",
+            f"{url}/v1/chat",
+            json=body,
+            timeout=60,
+            headers=headers | {"Accept": "text/event-stream"},
+        ) as r:
+            assert r.status_code == 200
+            next(line for line in r.iter_lines() if line.startswith("event: token"))
+        # the connection is closed after the first token; the answer is 1.5 s long
+        deadline = time.monotonic() + 30
+        while (
+            retry := httpx.post(f"{url}/v1/chat", json=body, headers=headers)
+        ).status_code == 409:
+            assert retry.json()["error"]["code"] == "idempotency_in_progress"
+            assert time.monotonic() < deadline, "the dropped answer was never finished"
+            time.sleep(0.3)
+        assert retry.status_code == 200 and retry.headers["Idempotent-Replayed"] == "true"
+        assert "word14" in retry.json()["answer"] and retry.json()["finish_reason"] == "stop"
+        # without a key, going away stops the generation and keeps what was written
+        plain = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+        with httpx.stream(
+            "POST", f"{url}/v1/chat", json={"message": LONG}, headers=plain, timeout=60
+        ) as r:
+            next(line for line in r.iter_lines() if line.startswith("event: token"))
+        time.sleep(2)
+    with Session(make_engine(f"sqlite:///{tmp_path / 'tunedesk.db'}")) as s:
+        stored = list(s.scalars(select(Message).order_by(Message.created_at)))
+    assert [m.role for m in stored] == ["user", "assistant", "user", "assistant"]
+    assert stored[1].content == retry.json()["answer"]  # stored once, whole
+    assert "word14" not in stored[3].content  # the unkeyed one stopped early

@@ -3,6 +3,10 @@
 With an `Idempotency-Key` header the first request runs and its final response is stored;
 a retry with the same key and body gets that response again (header `Idempotent-Replayed`),
 so a helpdesk that retries after a timeout never creates a second message or answer.
+A streamed answer with a key is generated to its end even when the client goes away
+mid-stream (a dropped connection, a closed tab): the retry is then answered with the whole
+answer instead of waiting out a claim nobody completes. Without a key, a client that goes
+away stops the generation and what was written is stored.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from service.store.idempotency import IdempotencyStore
 
 REPLAYED = "Idempotent-Replayed"
 OnFinal = Callable[[ChatResponse], Awaitable[None]]
+OnAbort = Callable[[], Awaitable[None]]
+_UNATTENDED: set[asyncio.Task[None]] = set()  # answers finishing for clients that went away
 
 
 class Replies:
@@ -51,14 +57,22 @@ class Replies:
             body = response.model_dump(mode="json")
             await asyncio.to_thread(self._idempotency.complete, tenant, key, 200, body)
 
-        try:
-            return await self._run(request, caller, stream, remember)
-        except BaseException:
+        async def forget() -> None:
             await asyncio.to_thread(self._idempotency.release, tenant, key)
+
+        try:
+            return await self._run(request, caller, stream, remember, forget)
+        except BaseException:
+            await forget()
             raise
 
     async def _run(
-        self, request: ChatRequest, caller: Caller, stream: bool, on_final: OnFinal | None
+        self,
+        request: ChatRequest,
+        caller: Caller,
+        stream: bool,
+        on_final: OnFinal | None = None,
+        on_abort: OnAbort | None = None,
     ) -> Response:
         turn = await self._chat.start_turn(request, caller)
         if not stream:
@@ -69,7 +83,10 @@ class Replies:
         cutoff = asyncio.Event()
         events = self._chat.stream(turn, cutoff)
         first = await anext(events)  # engine refusals (busy, down) still get a plain status
-        return draining_sse(_sse(first, events, on_final), cutoff, self._grace_s)
+        if on_final is None:
+            return draining_sse(_sse(first, events), cutoff, self._grace_s)
+        answer = _Unattended(_prepend(first, events), on_final, on_abort)
+        return draining_sse(answer.events(), cutoff, self._grace_s)
 
 
 SHUTDOWN_MARGIN_S = 5.0  # after the cut: time to store the answer and send error + final
@@ -119,17 +136,47 @@ def _replay(response: ChatResponse, stream: bool) -> Response:
     return EventSourceResponse(events(), headers={REPLAYED: "true"})
 
 
-async def _sse(
-    first: ChatEvent, rest: AsyncGenerator[ChatEvent], on_final: OnFinal | None
-) -> AsyncIterator[ServerSentEvent]:
+async def _sse(first: ChatEvent, rest: AsyncGenerator[ChatEvent]) -> AsyncIterator[ServerSentEvent]:
     try:
         async for event in _prepend(first, rest):
-            if isinstance(event, Final) and on_final is not None:
-                await on_final(event.response)
             yield _event(event)
     except asyncio.CancelledError:
         await rest.aclose()  # client went away: stop generating, store what we have
         raise
+
+
+class _Unattended:
+    """An answer generated in its own task, so that it ends (stored, its key completed) whether
+    or not anybody is still reading: the SSE response only follows it through a queue."""
+
+    def __init__(
+        self, events: AsyncIterator[ChatEvent], on_final: OnFinal, on_abort: OnAbort | None
+    ) -> None:
+        self._source = events
+        self._on_final = on_final
+        self._on_abort = on_abort
+        self._queue: asyncio.Queue[ChatEvent | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._run())
+        _UNATTENDED.add(self._task)
+        self._task.add_done_callback(_UNATTENDED.discard)
+
+    async def _run(self) -> None:
+        finished = False
+        try:
+            async for event in self._source:
+                if isinstance(event, Final):
+                    await self._on_final(event.response)
+                    finished = True
+                self._queue.put_nowait(event)
+        finally:
+            self._queue.put_nowait(None)
+            if not finished and self._on_abort is not None:
+                await asyncio.shield(self._on_abort())  # a retry runs again
+
+    async def events(self) -> AsyncIterator[ServerSentEvent]:
+        while (event := await self._queue.get()) is not None:
+            yield _event(event)
+        await self._task  # its error, if it had one, ends this response too
 
 
 async def _prepend(first: ChatEvent, rest: AsyncGenerator[ChatEvent]) -> AsyncIterator[ChatEvent]:
