@@ -27,11 +27,14 @@ EXPORT_VENV = Path.home() / ".cache" / "tunedesk" / "export-venv"
 EXPORT_TORCH = ["torch==2.13.0", "torchvision==0.28.0"]  # the torchvision that wants this torch
 EXPORT_REQUIREMENTS = [
     *EXPORT_TORCH,
+    # every package that writes the weights is pinned, so an export made on another day or
+    # machine is the same model (docs/evaluation.md: answers moved between two installs)
     "optimum-intel==2.2.0",
-    "transformers>=4.51,<5",  # optimum-intel's Gemma 3 export is tested against 4.x
+    "optimum==2.3.0",
+    "transformers==4.57.6",  # optimum-intel's Gemma 3 export is tested against 4.x
     "openvino==2026.4.1",
     "openvino-tokenizers==2026.4.1.0",
-    "nncf>=3.3",
+    "nncf==3.4.0",  # the int8 weight compression
 ]
 # the service's weight settings → the export's format; OpenVINO's int8 is weight-only (its
 # activations stay bf16/f32), so the local engine's "int8-head" has no separate export
