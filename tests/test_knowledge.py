@@ -167,3 +167,29 @@ def test_chunks_are_read_back_by_id_and_by_source(index: KnowledgeIndex, tmp_pat
     ingest(index, docs)
     assert index.chunks([setup[1].chunk_id]) == {}  # replaced chunks are gone
     assert index.source_chunks("docs/missing.md") == []
+
+
+def test_first_searches_racing_from_many_threads_open_the_store_once(
+    sample_index_dir: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    """The service searches in worker threads: two first questions at once used to both open
+    the Qdrant Edge shard, and the second failed on its WAL lock ("WouldBlock", a 500)."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    for attempt in range(3):
+        shutil.copytree(sample_index_dir, tmp_path / str(attempt))
+        index = open_index("tunedesk", embedder, path=tmp_path / str(attempt))
+        start = Barrier(8)
+
+        def first_search(_: int, index: KnowledgeIndex = index, start: Barrier = start) -> str:
+            start.wait()
+            return index.search("what does E5 mean on my router", limit=1)[0].source
+
+        try:
+            with ThreadPoolExecutor(8) as pool:
+                found = list(pool.map(first_search, range(8)))
+        finally:
+            index.close()
+        assert set(found) == {"docs/halcyon-router-x1000/error-codes.md"}

@@ -9,6 +9,7 @@ millisecond and keeps the ranking identical to local mode's.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,16 +39,23 @@ class EdgeStore:
         self.root = root
         self._search_threads = search_threads
         self._shards: dict[str, edge.EdgeShard] = {}
+        # searches run in worker threads: without it, two first questions at once both open
+        # the shard and the second fails on the WAL's file lock ("Can't init WAL: WouldBlock")
+        self._opening = threading.Lock()
 
     def _folder(self, name: str) -> Path:
         return self.root / name
 
     def _shard(self, name: str) -> edge.EdgeShard:
         shard = self._shards.get(name)
-        if shard is None:
-            shard = edge.EdgeShard.load(str(self._folder(name)), self._config())
-            self._shards[name] = shard
-        return shard
+        if shard is not None:
+            return shard
+        with self._opening:
+            shard = self._shards.get(name)
+            if shard is None:
+                shard = edge.EdgeShard.load(str(self._folder(name)), self._config())
+                self._shards[name] = shard
+            return shard
 
     def _config(self, dimension: int | None = None) -> edge.EdgeConfig:
         dense = None
@@ -63,13 +71,16 @@ class EdgeStore:
 
     def create_collection(self, name: str, dimension: int) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        shard = edge.EdgeShard.create(str(self._folder(name)), self._config(dimension))
-        for field_name in KEYWORD_FIELDS:
-            shard.update(
-                edge.UpdateOperation.create_field_index(field_name, edge.PayloadSchemaType.Keyword)
-            )
-        shard.flush()
-        self._shards[name] = shard
+        with self._opening:
+            shard = edge.EdgeShard.create(str(self._folder(name)), self._config(dimension))
+            for field_name in KEYWORD_FIELDS:
+                shard.update(
+                    edge.UpdateOperation.create_field_index(
+                        field_name, edge.PayloadSchemaType.Keyword
+                    )
+                )
+            shard.flush()
+            self._shards[name] = shard
 
     def count(self, name: str) -> int:
         return self._shard(name).count(edge.CountRequest(exact=True))
@@ -136,10 +147,11 @@ class EdgeStore:
         return [FoundPoint(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
 
     def close(self) -> None:
-        for shard in self._shards.values():
-            shard.flush()
-            shard.close()
-        self._shards.clear()
+        with self._opening:
+            for shard in self._shards.values():
+                shard.flush()
+                shard.close()
+            self._shards.clear()
 
 
 def _match(key: str, value: str) -> edge.Filter:
