@@ -83,6 +83,8 @@ def require(*scopes: str) -> Callable[..., Principal]:
 
 ChatCaller = Annotated[Principal, Depends(require("chat", "widget"))]
 ReaderCaller = Annotated[Principal, Depends(require("chat", "agent", "admin"))]
+# one conversation: whoever may list them, and a widget key for the ones it started
+ConversationReader = Annotated[Principal, Depends(require("chat", "widget", "agent", "admin"))]
 AgentCaller = Annotated[Principal, Depends(require("agent", "admin"))]
 AdminCaller = Annotated[Principal, Depends(require("admin"))]
 OperatorCaller = Annotated[Principal, Depends(require("operator"))]

@@ -186,6 +186,22 @@ def test_publishable_keys_work_only_from_their_origins(db_client: TestClient) ->
     )
 
 
+def test_agent_and_admin_keys_read_the_conversations_they_list(db_client: TestClient) -> None:
+    made = db_client.post("/v1/conversations", json={}).json()["id"]
+    for scopes in (["agent"], ["admin"]):
+        key = db_client.post("/v1/keys", json={"name": "desk", "scopes": scopes}).json()["key"]
+        headers = {"Authorization": f"Bearer {key}"}
+        listed = db_client.get("/v1/conversations", headers=headers).json()["data"]
+        assert made in [c["id"] for c in listed]
+        one = db_client.get(f"/v1/conversations/{made}", headers=headers)
+        assert one.status_code == 200 and one.json()["id"] == made, scopes
+        # reading is not answering: posting a message still needs the chat scope
+        post = db_client.post(
+            f"/v1/conversations/{made}/messages", json={"message": "hi"}, headers=headers
+        )
+        assert_error(post, 403, "forbidden", "scope")
+
+
 def test_cors_allows_only_widget_origins(db_client: TestClient) -> None:
     db_client.post(
         "/v1/keys", json={"name": "site", "kind": "publishable", "allowed_origins": [SITE]}

@@ -22,7 +22,7 @@ from service.conversations.schemas import (
     MessageOut,
     Status,
 )
-from service.deps import ChatCaller, ComponentsDep, ReaderCaller, caller_of
+from service.deps import ChatCaller, ComponentsDep, ConversationReader, ReaderCaller, caller_of
 from service.store.repository import ConversationFilter
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -67,7 +67,7 @@ async def list_conversations(
     summary="A conversation with its messages",
 )
 async def get(
-    conversation_id: str, principal: ChatCaller, components: ComponentsDep
+    conversation_id: str, principal: ConversationReader, components: ComponentsDep
 ) -> ConversationDetail:
     row = await asyncio.to_thread(
         components.store.get_conversation,
