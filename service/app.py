@@ -238,6 +238,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         finally:
             if (console := getattr(app.state, "console", None)) is not None:
                 await asyncio.to_thread(console.jobs.stop_all)  # retraining jobs it started
+            await components.replies.aclose()  # answers still being written get their grace
             await components.webhooks.aclose()
             await components.engine.aclose()
             components.index.close()

@@ -245,3 +245,46 @@ def test_a_keyed_answer_whose_client_went_away_is_finished_and_replayed(
     assert [m.role for m in stored] == ["user", "assistant", "user", "assistant"]
     assert stored[1].content == retry.json()["answer"]  # stored once, whole
     assert "word14" not in stored[3].content  # the unkeyed one stopped early
+
+
+def test_a_keyed_answer_whose_client_went_away_is_cut_and_stored_at_shutdown(
+    tmp_path: Path, tiny_model_dir: Path, sample_index_dir: Path, slow_vllm: str, embedder: Any
+) -> None:
+    """Nobody reads it, so no stream sees the shutdown: the app's own shutdown gives it the
+    grace period, then cuts it like a streamed answer, stores it and completes its key."""
+    from service.chat.replies import SHUTDOWN_MARGIN_S
+    from service.config import Settings
+    from service.store.models import IdempotencyRecord
+    from tests.test_openai_compat import live_server
+
+    shutil.copytree(sample_index_dir, tmp_path / "qdrant")
+    settings = Settings(
+        data_dir=tmp_path,
+        model={"path": tiny_model_dir},  # type: ignore[arg-type]
+        knowledge={"qdrant_path": tmp_path / "qdrant"},  # type: ignore[arg-type]
+        engine={"kind": "vllm", "vllm_url": slow_vllm, "served_model_name": "tiny"},  # type: ignore[arg-type]
+        chat={"shutdown_grace_s": 1.0},  # type: ignore[arg-type]
+    )
+    with live_server(settings, embedder) as (url, app):
+        key = app.state.components.tenants.create_key(
+            DEFAULT_TENANT_ID, KeySpec("widget", "secret", ["chat"])
+        )[1]
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "Idempotency-Key": "drop-long",
+            "Accept": "text/event-stream",
+        }
+        with httpx.stream(
+            "POST", f"{url}/v1/chat", json={"message": LONG}, headers=headers, timeout=60
+        ) as r:
+            next(line for line in r.iter_lines() if line.startswith("event: token"))
+        left = time.monotonic()
+    took = time.monotonic() - left  # the 600-word answer would take a minute
+    assert took < 1.0 + SHUTDOWN_MARGIN_S + 10, took
+    with Session(make_engine(f"sqlite:///{tmp_path / 'tunedesk.db'}")) as s:
+        answer = s.scalars(select(Message).where(Message.role == "assistant")).one()
+        record = s.scalars(select(IdempotencyRecord)).one()
+    assert answer.content.startswith("word0") and "word500" not in answer.content
+    assert answer.error is not None and "restarting" in answer.error
+    assert record.status_code == 200 and record.response is not None  # a retry replays it
+    assert record.response["finish_reason"] == "error"

@@ -30,7 +30,8 @@ from service.store.idempotency import IdempotencyStore
 REPLAYED = "Idempotent-Replayed"
 OnFinal = Callable[[ChatResponse], Awaitable[None]]
 OnAbort = Callable[[], Awaitable[None]]
-_UNATTENDED: set[asyncio.Task[None]] = set()  # answers finishing for clients that went away
+# answers going on for clients that may have gone away, with the cutoff that ends each
+Unattended = dict[asyncio.Task[None], asyncio.Event]
 
 
 class Replies:
@@ -40,6 +41,7 @@ class Replies:
         self._chat = chat
         self._idempotency = idempotency
         self._grace_s = shutdown_grace_s
+        self._unattended: Unattended = {}
 
     async def reply(
         self, request: ChatRequest, caller: Caller, stream: bool, key: str | None, route: str
@@ -86,7 +88,13 @@ class Replies:
         if on_final is None:
             return draining_sse(_sse(first, events), cutoff, self._grace_s)
         answer = _Unattended(_prepend(first, events), on_final, on_abort)
+        answer.register(self._unattended, cutoff)
         return draining_sse(answer.events(), cutoff, self._grace_s)
+
+    async def aclose(self) -> None:
+        """At shutdown: keyed answers whose clients went away get the grace period to finish,
+        then are cut as streamed ones are (`shutting_down`), stored and their keys completed."""
+        await finish_unattended(self._unattended, self._grace_s)
 
 
 SHUTDOWN_MARGIN_S = 5.0  # after the cut: time to store the answer and send error + final
@@ -157,8 +165,11 @@ class _Unattended:
         self._on_abort = on_abort
         self._queue: asyncio.Queue[ChatEvent | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._run())
-        _UNATTENDED.add(self._task)
-        self._task.add_done_callback(_UNATTENDED.discard)
+
+    def register(self, running: Unattended, cutoff: asyncio.Event) -> None:
+        """Listed (and so kept alive) while it runs, with the cutoff that ends it."""
+        running[self._task] = cutoff
+        self._task.add_done_callback(lambda task: running.pop(task, None))
 
     async def _run(self) -> None:
         finished = False
@@ -183,6 +194,19 @@ async def _prepend(first: ChatEvent, rest: AsyncGenerator[ChatEvent]) -> AsyncIt
     yield first
     async for event in rest:
         yield event
+
+
+async def finish_unattended(running: Unattended, grace_s: float) -> None:
+    """Wait up to `grace_s` for the answers still going on, then cut the rest and let them
+    store what they have (SHUTDOWN_MARGIN_S at most)."""
+    if not running:
+        return
+    _, cut = await asyncio.wait(list(running), timeout=grace_s)
+    for task in cut:
+        if (cutoff := running.get(task)) is not None:
+            cutoff.set()
+    if cut:
+        await asyncio.wait(cut, timeout=SHUTDOWN_MARGIN_S)
 
 
 def _event(event: ChatEvent) -> ServerSentEvent:
