@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.config import Settings
 from service.db import make_engine, migrate, session_factory
 from service.store.models import DEFAULT_TENANT_ID, Message
 from service.store.tenants import KeySpec, TenantStore
@@ -193,21 +194,28 @@ def test_sigterm_mid_stream_finishes_or_flags_every_answer(
     assert sorted(cut) == [False, False, True]  # the warm-up, the short answer, the long one
 
 
+def slow_settings(
+    tmp_path: Path, model: Path, index: Path, vllm: str, grace_s: float = 10.0
+) -> Settings:
+    """The app on the slow engine, with its own copy of the sample index."""
+    shutil.copytree(index, tmp_path / "qdrant")
+    return Settings(
+        data_dir=tmp_path,
+        model={"path": model},  # type: ignore[arg-type]
+        knowledge={"qdrant_path": tmp_path / "qdrant"},  # type: ignore[arg-type]
+        engine={"kind": "vllm", "vllm_url": vllm, "served_model_name": "tiny"},  # type: ignore[arg-type]
+        chat={"shutdown_grace_s": grace_s},  # type: ignore[arg-type]
+    )
+
+
 def test_a_keyed_answer_whose_client_went_away_is_finished_and_replayed(
     tmp_path: Path, tiny_model_dir: Path, sample_index_dir: Path, slow_vllm: str, embedder: Any
 ) -> None:
     """The widget retries a dropped stream with the same Idempotency-Key: the answer goes on
     being written after the drop, and the retry gets all of it, stored once."""
-    from service.config import Settings
     from tests.test_openai_compat import live_server
 
-    shutil.copytree(sample_index_dir, tmp_path / "qdrant")
-    settings = Settings(
-        data_dir=tmp_path,
-        model={"path": tiny_model_dir},  # type: ignore[arg-type]
-        knowledge={"qdrant_path": tmp_path / "qdrant"},  # type: ignore[arg-type]
-        engine={"kind": "vllm", "vllm_url": slow_vllm, "served_model_name": "tiny"},  # type: ignore[arg-type]
-    )
+    settings = slow_settings(tmp_path, tiny_model_dir, sample_index_dir, slow_vllm)
     with live_server(settings, embedder) as (url, app):
         key = app.state.components.tenants.create_key(
             DEFAULT_TENANT_ID, KeySpec("widget", "secret", ["chat"])
@@ -253,18 +261,10 @@ def test_a_keyed_answer_whose_client_went_away_is_cut_and_stored_at_shutdown(
     """Nobody reads it, so no stream sees the shutdown: the app's own shutdown gives it the
     grace period, then cuts it like a streamed answer, stores it and completes its key."""
     from service.chat.replies import SHUTDOWN_MARGIN_S
-    from service.config import Settings
     from service.store.models import IdempotencyRecord
     from tests.test_openai_compat import live_server
 
-    shutil.copytree(sample_index_dir, tmp_path / "qdrant")
-    settings = Settings(
-        data_dir=tmp_path,
-        model={"path": tiny_model_dir},  # type: ignore[arg-type]
-        knowledge={"qdrant_path": tmp_path / "qdrant"},  # type: ignore[arg-type]
-        engine={"kind": "vllm", "vllm_url": slow_vllm, "served_model_name": "tiny"},  # type: ignore[arg-type]
-        chat={"shutdown_grace_s": 1.0},  # type: ignore[arg-type]
-    )
+    settings = slow_settings(tmp_path, tiny_model_dir, sample_index_dir, slow_vllm, grace_s=1.0)
     with live_server(settings, embedder) as (url, app):
         key = app.state.components.tenants.create_key(
             DEFAULT_TENANT_ID, KeySpec("widget", "secret", ["chat"])
