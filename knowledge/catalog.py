@@ -120,6 +120,9 @@ class TroubleshootingTemplate(BaseModel):
         return problems
 
 
+DEFAULT_HANDOFF_REPLY = "I'm connecting you with a member of our support team now."
+
+
 class SystemPrompt(BaseModel):
     """The brand voice and rules every answer follows."""
 
@@ -139,13 +142,15 @@ class SystemPrompt(BaseModel):
         "Would you like me to connect you with a member of our support team?"
     )
 
-    def handoff_reply_for(self, reason: str, detail: str = "") -> str | None:
-        """The reply for one hand-off: its topic's, else its reason's, else handoff_reply."""
+    def handoff_reply_for(self, reason: str, detail: str = "") -> str:
+        """The reply for one hand-off: its topic's, else its reason's, else handoff_reply,
+        else a plain announcement."""
         topic = detail.split(":", 1)[0].strip() if reason == "sensitive_topic" else ""
         return (
             self.handoff_replies.get(topic)
             or self.handoff_replies.get(reason)
             or self.handoff_reply
+            or DEFAULT_HANDOFF_REPLY
         )
 
 

@@ -87,8 +87,7 @@ class Replies:
         first = await anext(events)  # engine refusals (busy, down) still get a plain status
         if on_final is None:
             return draining_sse(_sse(first, events), cutoff, self._grace_s)
-        answer = _Unattended(_prepend(first, events), on_final, on_abort)
-        answer.register(self._unattended, cutoff)
+        answer = _Unattended(_prepend(first, events), on_final, on_abort, self._unattended, cutoff)
         return draining_sse(answer.events(), cutoff, self._grace_s)
 
     async def aclose(self) -> None:
@@ -158,16 +157,19 @@ class _Unattended:
     or not anybody is still reading: the SSE response only follows it through a queue."""
 
     def __init__(
-        self, events: AsyncIterator[ChatEvent], on_final: OnFinal, on_abort: OnAbort | None
+        self,
+        events: AsyncIterator[ChatEvent],
+        on_final: OnFinal,
+        on_abort: OnAbort | None,
+        running: Unattended,
+        cutoff: asyncio.Event,
     ) -> None:
         self._source = events
         self._on_final = on_final
         self._on_abort = on_abort
         self._queue: asyncio.Queue[ChatEvent | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._run())
-
-    def register(self, running: Unattended, cutoff: asyncio.Event) -> None:
-        """Listed (and so kept alive) while it runs, with the cutoff that ends it."""
+        # listed in `running` (and so kept alive) while it runs, with the cutoff that ends it
         running[self._task] = cutoff
         self._task.add_done_callback(lambda task: running.pop(task, None))
 

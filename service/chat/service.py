@@ -41,7 +41,6 @@ from service.prompting.scope import Scope, ScopeGuard
 from service.prompting.selection import TemplateSelector
 from service.store.repository import AnswerRecord, ConversationStore
 
-DEFAULT_HANDOFF_REPLY = "I'm connecting you with a member of our support team now."
 SHUTDOWN_MESSAGE = "The server is restarting and cut this answer short; ask again for all of it."
 
 
@@ -252,8 +251,7 @@ class ChatService:
     ) -> Turn:
         await asyncio.to_thread(self._store.mark_handoff, context.conversation_id, handoff.reason)
         caller = context.caller
-        system = self._prompting.system
-        reply = system.handoff_reply_for(handoff.reason, handoff.detail) or DEFAULT_HANDOFF_REPLY
+        reply = self._prompting.system.handoff_reply_for(handoff.reason, handoff.detail)
         turn = self._without_model(context, reply, "handoff", flags, received, handoff)
         version = version_label(turn.model_version, turn.adapter)
         self._metrics.handoffs.labels(

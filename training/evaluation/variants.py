@@ -19,7 +19,7 @@ from typing import Protocol
 
 from knowledge.catalog import ProductCatalog, SystemPrompt
 from knowledge.index import KnowledgeIndex
-from service.chat.service import DEFAULT_HANDOFF_REPLY, PromptLayer
+from service.chat.service import PromptLayer
 from service.engines.base import ChatMessage
 from training.evaluation.cases import AnswerCase
 
@@ -143,7 +143,6 @@ class ServicePlanner:
         if handoff is None:
             return None
         reply = self._layer.system.handoff_reply_for(handoff.reason, handoff.detail)
-        reply = reply or DEFAULT_HANDOFF_REPLY
         return Plan([], canned=reply, outcome="handoff")
 
     def _reply(self, scope: str) -> str:
