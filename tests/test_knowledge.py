@@ -11,6 +11,7 @@ import pytest
 from knowledge.embedding import Embedder, VectorCache
 from knowledge.index import EMBEDDED_STORES, KnowledgeBaseBusy, KnowledgeIndex, open_index
 from knowledge.ingest import ingest
+from tests.conftest import copy_index
 
 ROUTER = "halcyon-router-x1000"
 PAGE = """---
@@ -37,9 +38,8 @@ def index(
 def sample_index(
     sample_index_dir: Path, embedder: Embedder, tmp_path: Path
 ) -> Iterator[KnowledgeIndex]:
-    import shutil
 
-    shutil.copytree(sample_index_dir, tmp_path / "sample")
+    copy_index(sample_index_dir, tmp_path / "sample")
     index = open_index("tunedesk", embedder, path=tmp_path / "sample")  # the default store
     yield index
     index.close()
@@ -174,12 +174,11 @@ def test_first_searches_racing_from_many_threads_open_the_store_once(
 ) -> None:
     """The service searches in worker threads: two first questions at once used to both open
     the Qdrant Edge shard, and the second failed on its WAL lock ("WouldBlock", a 500)."""
-    import shutil
     from concurrent.futures import ThreadPoolExecutor
     from threading import Barrier
 
     for attempt in range(3):
-        shutil.copytree(sample_index_dir, tmp_path / str(attempt))
+        copy_index(sample_index_dir, tmp_path / str(attempt))
         index = open_index("tunedesk", embedder, path=tmp_path / str(attempt))
         start = Barrier(8)
 

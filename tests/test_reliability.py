@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from service.store.models import Conversation, Message
 from tests.conftest import (
     POSTGRES_ADMIN_URL,
     _fresh_postgres_database,
+    copy_index,
     free_port,
     make_settings,
     new_key,
@@ -130,7 +130,7 @@ def postgres_client(
 ) -> Iterator[tuple[TestClient, str]]:
     """The app on a fresh PostgreSQL database, and that database's name; 500s are responses."""
     tmp = tmp_path_factory.mktemp("postgres-outage")
-    shutil.copytree(sample_index_dir, tmp / "qdrant")
+    copy_index(sample_index_dir, tmp / "qdrant")
     for url in _fresh_postgres_database():
         settings = make_settings(tmp, tiny_model_dir, tmp / "qdrant", database_url=url)
         app = create_app(settings, Overrides(embedder=embedder))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -24,7 +23,7 @@ from service.config import Settings
 from service.db import make_engine, migrate, session_factory
 from service.store.models import DEFAULT_TENANT_ID, Message
 from service.store.tenants import KeySpec, TenantStore
-from tests.conftest import free_port, start_child
+from tests.conftest import copy_index, free_port, start_child
 
 LONG = "my router shows error E5, what do I do?"
 SHORT = "my router shows error E5, answer briefly please"
@@ -131,7 +130,7 @@ def stream(url: str, key: str, question: str, first_token: threading.Event) -> l
 def test_sigterm_mid_stream_finishes_or_flags_every_answer(
     tmp_path: Path, tiny_model_dir: Path, sample_index_dir: Path, slow_vllm: str
 ) -> None:
-    shutil.copytree(sample_index_dir, tmp_path / "qdrant")
+    copy_index(sample_index_dir, tmp_path / "qdrant")
     key = api_key(tmp_path)
     port = free_port()
     env = os.environ | {
@@ -198,7 +197,7 @@ def slow_settings(
     tmp_path: Path, model: Path, index: Path, vllm: str, grace_s: float = 10.0
 ) -> Settings:
     """The app on the slow engine, with its own copy of the sample index."""
-    shutil.copytree(index, tmp_path / "qdrant")
+    copy_index(index, tmp_path / "qdrant")
     return Settings(
         data_dir=tmp_path,
         model={"path": model},  # type: ignore[arg-type]

@@ -4,7 +4,6 @@ labelled questions, and `tunedesk eval retrieval` on a folder in the eval-set fo
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +20,7 @@ from knowledge.index import EMBEDDED_STORES, KnowledgeIndex, SearchSettings, ope
 from knowledge.ingest import ingest
 from knowledge.query import search_text
 from service.config import SAMPLE_KNOWLEDGE_DIR
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, copy_index
 from tests.documents_fixture import write_eval_set
 
 # Near-identical pages that differ only in an error code or a model number, as in a real manual.
@@ -77,7 +76,7 @@ def sample_index(
     sample_index_dir: Path, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KnowledgeIndex]:
     copy = tmp_path_factory.mktemp("retrieval") / "sample"
-    shutil.copytree(sample_index_dir, copy)
+    copy_index(sample_index_dir, copy)
     index = open_index("tunedesk", embedder, path=copy)  # the service's default store
     yield index
     index.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import shutil
 import socket
 import threading
 import time
@@ -32,7 +31,7 @@ from service.webhooks.dispatcher import backoff_s
 from service.webhooks.signing import InvalidSignature, sign, verify
 from service.webhooks.store import Attempt, WebhookStore
 from service.webhooks.targets import TargetPolicy, TargetUnresolved, refused_kind
-from tests.conftest import make_settings, new_key
+from tests.conftest import copy_index, make_settings, new_key
 
 T = TypeVar("T")
 HANDOFF = "conversation.handoff"
@@ -65,7 +64,7 @@ def app_client(
 ) -> Iterator[TestClient]:
     """One app for the module (building one takes a while); each test gets its own tenant."""
     tmp = tmp_path_factory.mktemp("webhooks")
-    shutil.copytree(sample_index_dir, tmp / "qdrant")
+    copy_index(sample_index_dir, tmp / "qdrant")
     settings = make_settings(tmp, tiny_model_dir, tmp / "qdrant", webhooks=FAST_RETRIES)
     with TestClient(create_app(settings, Overrides(embedder=embedder))) as test_client:
         yield test_client

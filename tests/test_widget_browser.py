@@ -9,7 +9,6 @@ numbers, Markdown, an HTML payload. The demo site with the tiny model is tests/t
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from service.app import Overrides, create_app
 from service.engines.base import ChatMessage, EngineEvent, SamplingParams
 from service.store.models import DEFAULT_TENANT_ID
 from service.store.tenants import KeySpec
-from tests.conftest import make_settings
+from tests.conftest import copy_index, make_settings
 from tests.test_answer_hygiene import ScriptedEngine
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve
 
@@ -127,7 +126,7 @@ def sites(
 ) -> Iterator[Sites]:
     """The API, the vendor's site its widget key allows, and a site it does not."""
     root = tmp_path_factory.mktemp("widget")
-    shutil.copytree(sample_index_dir, root / "qdrant")
+    copy_index(sample_index_dir, root / "qdrant")
     settings = make_settings(root, tiny_model_dir, root / "qdrant")
     engine_settings = settings.engine.model_copy(update={"max_new_tokens": 192})
     settings = settings.model_copy(update={"engine": engine_settings})
