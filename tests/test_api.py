@@ -339,3 +339,26 @@ def test_off_topic_questions_get_a_polite_refusal_without_the_model(
     assert body["answer"].startswith("Sorry, I can only help with Halcyon Home products")
     assert body["usage"]["completion_tokens"] == 0 and body["handoff"] is None
     assert stored_messages(settings)[-1].finish_reason == "out_of_scope"
+
+
+def test_a_follow_up_is_judged_with_the_conversation_and_a_new_topic_by_itself(
+    client: TestClient, settings: Settings
+) -> None:
+    first = client.post("/v1/chat", json={"message": "my router shows E5 and the internet is down"})
+    conversation = first.json()["conversation_id"]
+    assert first.json()["finish_reason"] not in {"out_of_scope", "low_confidence"}
+
+    def ask(message: str) -> dict[str, Any]:
+        body = client.post("/v1/chat", json={"message": message, "conversation_id": conversation})
+        return dict(body.json())
+
+    # alone, "yes, I already did that" matches no document (relevance < 0.35): it used to get
+    # "I couldn't find that" in the middle of a router conversation
+    for follow_up in ("yes, I already did that", "how long does that take?"):
+        answered = ask(follow_up)
+        assert answered["finish_reason"] not in {"out_of_scope", "low_confidence"}, follow_up
+        assert answered["usage"]["completion_tokens"] > 0
+    refused = ask("what's the capital of Peru")  # the chat's product is known: "couldn't find"
+    assert refused["finish_reason"] == "low_confidence"
+    assert refused["usage"]["completion_tokens"] == 0
+    assert stored_messages(settings)[-1].finish_reason == "low_confidence"

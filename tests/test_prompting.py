@@ -21,6 +21,7 @@ from knowledge.index import SearchHit
 from service.config import SAMPLE_KNOWLEDGE_DIR
 from service.prompting.builder import PromptBuilder, cited_numbers
 from service.prompting.guardrails import Guardrails, Handoff
+from service.prompting.scope import follows_up
 from service.prompting.selection import TemplateSelector, error_codes
 
 CATALOG = load_products(SAMPLE_KNOWLEDGE_DIR)
@@ -346,3 +347,23 @@ def test_a_long_paragraph_is_cut_into_sentences_and_the_matching_one_is_shown() 
     assert shown.startswith("App settings Manage your downloaded apps.")
     assert "Set as default: Set the app as a default for a certain category of apps." in shown
     assert " … " in shown and "\n" not in shown and len(shown) <= 300 + 4
+
+
+@pytest.mark.parametrize(
+    ("message", "follow_up"),
+    [
+        ("Yes, I am.", True),
+        ("no she was married", True),
+        ("How is it calculated?", True),
+        ("where do I find those?", True),
+        ("Both of the requirements are true in this case.", True),
+        ("what's the capital of Peru", False),
+        ("write me a haiku about autumn", False),
+        ("how do I reset my Netgear router", False),
+        ("my router shows E5 and the internet is down", False),
+    ],
+)
+def test_a_reply_or_a_message_that_points_back_is_a_follow_up(
+    message: str, follow_up: bool
+) -> None:
+    assert follows_up(message) is follow_up

@@ -184,7 +184,7 @@ class ChatService:
         escalation = guardrails.escalation(prompt.template, request.message, asked_before)
         if escalation is not None:
             return await self._handoff_turn(context, escalation, flags, received)
-        scope = await asyncio.to_thread(self._scope, request.message, context.product, prompt)
+        scope = await asyncio.to_thread(self._scope, request.message, context, prompt)
         if scope != "in_scope":
             return self._canned_turn(context, scope, flags, received)
         version, adapter = self._versions.choose(caller.tenant_id, context.conversation_id)
@@ -231,10 +231,10 @@ class ChatService:
         )
         return self._prompting.builder.build(question, hits, template, context.history, examples)
 
-    def _scope(self, question: str, product: str | None, prompt: BuiltPrompt) -> Scope:
-        guard = self._prompting.scope
-        relevance = guard.relevance(question, prompt.sources)
-        return guard.classify(relevance, product, prompt.template is not None)
+    def _scope(self, question: str, context: _Context, prompt: BuiltPrompt) -> Scope:
+        return self._prompting.scope.judge(
+            question, prompt.sources, context.product, prompt.template is not None, context.history
+        )
 
     def _canned_turn(
         self, context: _Context, scope: Scope, flags: list[str], received: float

@@ -122,10 +122,8 @@ class ServicePlanner:
         )
         built = self._layer.builder.build(case.question, hits, template, case.history, examples)
         if self._limits.guardrails:
-            scope = self._layer.scope.classify(
-                self._layer.scope.relevance(case.question, built.sources),
-                product,
-                built.template is not None,
+            scope = self._layer.scope.judge(
+                case.question, built.sources, product, built.template is not None, case.history
             )
             if scope != "in_scope":
                 return Plan([], canned=self._reply(scope), outcome=scope)
