@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -224,13 +224,10 @@ def load_guardrails(directory: Path) -> GuardrailConfig:
 
 
 # Why the guardrails hand a conversation to a human (service/prompting/guardrails.py).
-HANDOFF_REASONS = (
-    "asked_for_human",
-    "sensitive_topic",
-    "frustration",
-    "repeated_problem",
-    "escalation",
-)
+HandoffReason = Literal[
+    "asked_for_human", "sensitive_topic", "frustration", "repeated_problem", "escalation"
+]
+HANDOFF_REASONS: tuple[HandoffReason, ...] = get_args(HandoffReason)
 
 
 def check_handoff_replies(

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
+from knowledge.catalog import HANDOFF_REASONS
 from service.store.models import as_utc
 
 Timestamp = Annotated[datetime, AfterValidator(as_utc)]
@@ -53,8 +54,8 @@ class HandoffOut(BaseModel):
     """The conversation was handed to a human agent, and why."""
 
     reason: str = Field(
-        description="asked_for_human, sensitive_topic, frustration, repeated_problem, escalation "
-        "(a template's escalate_when condition) or requested (POST ./handoff)"
+        description=f"{', '.join(HANDOFF_REASONS)} (a template's escalate_when condition), "
+        "or requested (POST ./handoff)"
     )
     detail: str = ""
 

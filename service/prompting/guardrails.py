@@ -15,7 +15,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from knowledge.catalog import EscalationCue, GuardrailConfig, TroubleshootingTemplate
+from knowledge.catalog import (
+    EscalationCue,
+    GuardrailConfig,
+    HandoffReason,
+    TroubleshootingTemplate,
+)
 from service.prompting.selection import TextEmbedder
 
 CONTROL_TOKENS = re.compile(
@@ -30,7 +35,7 @@ SHOUTING_MIN_LETTERS = 12
 class Handoff:
     """Why a conversation goes to a human."""
 
-    reason: str
+    reason: HandoffReason
     detail: str = ""
 
 
