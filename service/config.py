@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_core import to_jsonable_python
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.console.settings import ConsoleSettings
@@ -191,6 +193,28 @@ class Settings(BaseSettings):
         if self.engine.adapters_dir is None:
             self.engine.adapters_dir = self.data_dir / "adapters"
         return self
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as TUNEDESK_* variables, so that a `tunedesk` subprocess (a console
+        job) runs with exactly the service's configuration, whatever set it (environment,
+        .env, flags or code). A field left at None is left out: the subprocess's default."""
+        env: dict[str, str] = {}
+
+        def add(name: str, value: Any) -> None:
+            if isinstance(value, BaseModel):
+                for field in type(value).model_fields:
+                    add(f"{name}__{field}" if name else field, getattr(value, field))
+            elif isinstance(value, SecretStr):
+                env[name] = value.get_secret_value()
+            elif isinstance(value, bool):
+                env[name] = "true" if value else "false"
+            elif isinstance(value, str | Path | int | float):
+                env[name] = str(value)
+            elif value is not None:  # lists and mappings: pydantic-settings reads them as JSON
+                env[name] = json.dumps(to_jsonable_python(value))
+
+        add("", self)
+        return {f"TUNEDESK_{name.upper()}": value for name, value in env.items()}
 
     @property
     def rate_limit_storage(self) -> str:

@@ -1,6 +1,7 @@
 """Retraining from the console: an admin builds a dataset from the console's ratings as a
-background job (the real `tunedesk dataset build`), trains one step on the tiny model, and
-registers, canaries, activates and rolls back versions; agents may not."""
+background job (the real `tunedesk dataset build`), trains one step on the tiny model, evaluates
+it, publishes it through the gate (the real `tunedesk publish`), and canaries, activates and
+rolls back versions; agents may not, and a version that skipped the gate cannot answer."""
 
 from __future__ import annotations
 
@@ -60,21 +61,54 @@ def test_an_admin_runs_the_loop_from_the_console(
         assert trained["status"] == "succeeded", trained["log"]
         assert Path(trained["output"], "adapter_config.json").is_file()
         assert any("step 1/1" in line for line in trained["log"])  # the trainer's progress lines
+
+        def act(action: dict[str, Any]) -> Any:
+            return client.post("/console/api/versions", json=action, headers=token)
+
+        assert act({"action": "register", "name": "v1", "adapter": "alpha"}).status_code == 200
+        gated: list[dict[str, Any]] = [
+            {"action": "canary", "name": "v1", "share": 0.5},
+            {"action": "activate", "name": "v1"},
+        ]
+        for action in gated:
+            refused = act(action)
+            assert refused.status_code == 409, refused.text
+            assert refused.json()["error"]["code"] == "publish_gate_not_passed"
+            assert "publish it (step 4)" in refused.json()["error"]["message"]
+
+        def job(body: dict[str, Any]) -> dict[str, Any]:
+            started = client.post("/console/api/jobs", json=body, headers=token)
+            assert started.status_code == 202, started.text
+            return finished(client, started.json())
+
+        publish = {"kind": "publish", "adapter": trained["output"], "name": "v2"}
+        early = client.post("/console/api/jobs", json=publish, headers=token)
+        assert early.status_code == 422 and "Evaluate" in early.json()["error"]["message"]
+        evaluated = job({"kind": "eval", "adapter": trained["output"], "limit": 2})
+        assert evaluated["status"] == "succeeded", evaluated["log"]
+        assert evaluated["report"] and "tuned+prompted" in evaluated["report"]
+        # the base model answers now: the gate reads the same report's prompted variant
+        published = job({**publish, "margin": 1.0, "ttft_margin": 1000})
+        assert published["status"] == "succeeded", published["log"]
+        assert "--active-eval" in published["command"]
+        assert any("registered v2" in line for line in published["log"]), published["log"]
+        taken = client.post("/console/api/jobs", json=publish, headers=token)
+        assert taken.status_code == 422 and "exists" in taken.json()["error"]["message"]
     finally:
         console_of(client).jobs.stop_all()
-    for action in [
-        {"action": "register", "name": "v1", "adapter": "alpha"},
-        {"action": "register", "name": "v2", "adapter": trained["output"]},
-        {"action": "canary", "name": "v1", "share": 0.5},
-        {"action": "activate", "name": "v1"},
-        {"action": "rollback", "name": "v1"},
-    ]:
-        r = client.post("/console/api/versions", json=action, headers=token)
+    steps: list[dict[str, Any]] = [
+        {"action": "canary", "name": "v2", "share": 0.5},
+        {"action": "activate", "name": "v2"},
+        {"action": "rollback", "name": "v2"},
+    ]
+    for action in steps:
+        r = act(action)
         assert r.status_code == 200, r.text
     assert r.json()["status"] == "retired"
     assert settings.engine.adapters_dir is not None
     assert (settings.engine.adapters_dir / "v2" / "adapter_config.json").is_file()
     page = client.get("/console/retrain").text
     assert "tunedesk train sft" in page and "retired" in page
+    assert "passed on 2 questions" in page and "not gated" in page
     missing = client.post("/console/api/jobs", json={"kind": "eval"}, headers=token)
     assert missing.status_code == 422 and "adapter" in missing.json()["error"]["message"]

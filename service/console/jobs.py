@@ -1,10 +1,12 @@
 """Retraining jobs the console starts: the `tunedesk` CLI as a background subprocess.
 
 Each job is a database row plus a log file; progress is read back from the log's lines. The
-service never imports the training package: it runs the same commands an operator would."""
+service never imports the training package: it runs the same commands an operator would, with
+the service's own settings (database, data folder, model, engine) in their environment."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +50,7 @@ class Jobs:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, **self._settings.as_env()},
             )
         return job
 
