@@ -247,6 +247,48 @@ def test_too_little_left_after_a_cut_is_replaced(hygiene: Hygiene) -> None:
     assert cleaned.verdict is not None and cleaned.verdict.rule == "sources_list"
 
 
+# seen on doc2dial turns the scope guard used to refuse: the model announces a hand-off it
+# cannot make, and the customer would wait for no one
+PROMISES = [
+    (
+        "I m sorry about the trouble. I'll connect you with a member of our support team now.",
+        "I m sorry about the trouble. Would you like me to connect you with a member of our "
+        "support team?",
+    ),
+    ("Yes. I'll connect you with our team about eligibility.", SYSTEM.low_confidence_reply),
+    (
+        "Unplug the router for 30 seconds [1].\nLet me transfer you to a technician.",
+        "Unplug the router for 30 seconds [1]. Would you like me to connect you with a member of "
+        "our support team?",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "shown"), PROMISES)
+def test_a_hand_off_the_model_promises_becomes_an_offer(
+    hygiene: Hygiene, text: str, shown: str
+) -> None:
+    guard = hygiene.guard()
+    sent = "".join(guard.feed(char) for char in text) + guard.finish()  # the worst case
+    assert "I'll" not in sent and "Let me" not in sent  # not one character of the promise
+    assert guard.result().text == shown
+    if not guard.result().replaced:  # what streamed is the answer: nothing to take back
+        assert sent.strip() == shown and not guard.retracted
+    assert guard.verdict is not None and guard.verdict.rule == "handoff_promise"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can connect you with our support team if the light stays red.",
+        "It will connect to the 2.4 GHz network only [1].",
+        "I'd pass the cable through the wall plate first [2].",
+    ],
+)
+def test_an_offer_or_a_product_that_connects_is_no_promise(hygiene: Hygiene, text: str) -> None:
+    assert hygiene.clean(text).verdict is None
+
+
 def test_the_real_answers_are_cut_and_score_better() -> None:
     from bench.answer_hygiene import EVALUATION, docs_text, product_of
     from training.evaluation.metrics import token_f1

@@ -53,7 +53,18 @@ ANYWHERE_MARKERS: tuple[tuple[str, str], ...] = (
     ("placeholder", r"\[(?:NAME|EMAIL|PHONE|ADDRESS|INST)\]"),
     ("glued_junk", r"(?<=[A-Za-z0-9)][.!?])[A-Za-z]{4,}(?=\s|$)"),
     ("invented_question", r"(?<=\n\n)[^\n?]{3,200}\?\n(?=\S)"),
+    # "I'll connect you with our support team now.": the model cannot hand a conversation
+    # over, so the customer would wait for no one. A hand-off is the guardrails' decision;
+    # cut here, and an answer left with nothing else gets the reply that offers a human.
+    (
+        "handoff_promise",
+        r"(?i)(?:^|(?<=[.!?]\s)|(?<=\n))(?:I(?:'|\u2019| )?ll|I will|I am going to|I'm going to"
+        r"|let me)\s+(?:now\s+|just\s+)?(?:connect|transfer|put|pass|hand|escalate|forward)"
+        r"\s+(?:you|this|your)\b",
+    ),
 )
+# A sentence that opens like the promise above waits until it cannot be one.
+PROMISE_OPENING = re.compile(r"(?:^|(?<=[.!?]\s)|(?<=\n))(?:I|L|Le|Let)(?:\b[^.!?\n]{0,48})?$")
 LINE_START = r"(?im)(?<=\n)[ \t>*-]*"  # after a line break, bullets and bold allowed
 CONTRACTIONS = (("n't", " not"), ("'s", " is"), ("'re", " are"), ("'ll", " will"), ("'m", " am"))
 WORD = re.compile(r"[a-z0-9]+")
@@ -107,6 +118,10 @@ class Hygiene:
 
     def __init__(self, system: SystemPrompt) -> None:
         self.fallback = system.low_confidence_reply
+        # the fallback's closing question ("Would you like me to connect you with ...?") is
+        # what a cut hand-off promise becomes
+        closing = re.split(r"(?<=[.!?])\s+", self.fallback.strip())[-1]
+        self.offer = closing if closing.endswith("?") else ""
         canned = [
             system.out_of_scope_reply,
             system.handoff_reply or "",
@@ -185,6 +200,8 @@ class Hygiene:
             hold = min(hold, start)
         if glued := GLUED_TAIL.search(text):
             hold = min(hold, glued.start() + 1)
+        if promise := PROMISE_OPENING.search(text):
+            hold = min(hold, promise.start())
         partial = partial_stop(text, (*self.literals, "[NAME]"), fold_case=True)
         return min(hold, len(text) - partial)
 
@@ -227,6 +244,11 @@ class AnswerGuard:
         if cleaned.replaced and not self.shown.strip():
             self.shown += cleaned.text
             piece += cleaned.text
+        elif cleaned.text.startswith(self.shown.strip()):  # what follows the cut (an offer)
+            rest = cleaned.text[len(self.shown.strip()) :]
+            rest = rest.lstrip() if self.shown[-1:].isspace() else rest
+            self.shown += rest
+            piece += rest
         return piece
 
     def stopped_on(self, stop: str) -> None:
@@ -243,6 +265,8 @@ class AnswerGuard:
         kept = self.text[: verdict.at].strip()
         if verdict.reason == "prompt_leak" or len(words(kept)) < MIN_WORDS:
             return Cleaned(self._hygiene.fallback, verdict, replaced=True)
+        if verdict.rule == "handoff_promise" and self._hygiene.offer:
+            return Cleaned(f"{kept} {self._hygiene.offer}", verdict)
         return Cleaned(kept, verdict)
 
     @property
