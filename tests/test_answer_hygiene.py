@@ -249,13 +249,19 @@ def test_too_little_left_after_a_cut_is_replaced(hygiene: Hygiene) -> None:
 
 # seen on doc2dial turns the scope guard used to refuse: the model announces a hand-off it
 # cannot make, and the customer would wait for no one
+OFFER = "Would you like me to connect you with a member of our support team?"
 PROMISES = [
     (
         "I m sorry about the trouble. I'll connect you with a member of our support team now.",
         "I m sorry about the trouble. Would you like me to connect you with a member of our "
         "support team?",
     ),
-    ("Yes. I'll connect you with our team about eligibility.", SYSTEM.low_confidence_reply),
+    ("Yes. I'll connect you with our team about eligibility.", f"Yes. {OFFER}"),
+    (  # seen live: "yes, I already did that" in a router chat
+        "Yes, I'll connect you with our support team now. Please have the modem's own lights "
+        "checked first, then power cycle in the right order.",
+        OFFER,
+    ),
     (
         "Unplug the router for 30 seconds [1].\nLet me transfer you to a technician.",
         "Unplug the router for 30 seconds [1]. Would you like me to connect you with a member of "
@@ -270,10 +276,8 @@ def test_a_hand_off_the_model_promises_becomes_an_offer(
 ) -> None:
     guard = hygiene.guard()
     sent = "".join(guard.feed(char) for char in text) + guard.finish()  # the worst case
-    assert "I'll" not in sent and "Let me" not in sent  # not one character of the promise
-    assert guard.result().text == shown
-    if not guard.result().replaced:  # what streamed is the answer: nothing to take back
-        assert sent.strip() == shown and not guard.retracted
+    assert "I'll" not in sent and "Let me" not in sent and "Yes," not in sent  # not a character
+    assert sent.strip() == guard.result().text == shown and not guard.retracted
     assert guard.verdict is not None and guard.verdict.rule == "handoff_promise"
 
 
@@ -281,6 +285,7 @@ def test_a_hand_off_the_model_promises_becomes_an_offer(
     "text",
     [
         "I can connect you with our support team if the light stays red.",
+        "Yes, it works with Alexa [1]. Let me know if the light stays red.",
         "It will connect to the 2.4 GHz network only [1].",
         "I'd pass the cable through the wall plate first [2].",
     ],

@@ -47,6 +47,14 @@ LINE_MARKERS: tuple[tuple[str, str], ...] = (
     ),
     ("sign_off", r"(?:thanks|thank you|best regards|kind regards|regards|cheers|sincerely)\b"),
 )
+# A hand-off the model announces: "I'll connect you", "Let me transfer you", after "Yes, ".
+PROMISE_LEADS = ("yes", "yeah", "ok", "okay", "sure")
+PROMISE_LEAD = rf"(?:{'|'.join(PROMISE_LEADS)}),?"
+PROMISE = (
+    r"(?:I(?:'|\u2019| )?ll|I will|I am going to|I'm going to|let me)\s+(?:now\s+|just\s+)?"
+    r"(?:connect|transfer|put|pass|hand|escalate|forward)\s+(?:you|this|your)\b"
+)
+PROMISE_HOLD = 64  # characters of a sentence that may wait to see if it is such a promise
 # Markers that count anywhere: the scrubber's placeholders, junk glued to a full stop, and a
 # question the model asks itself and answers on the next line (an invented FAQ).
 ANYWHERE_MARKERS: tuple[tuple[str, str], ...] = (
@@ -55,16 +63,9 @@ ANYWHERE_MARKERS: tuple[tuple[str, str], ...] = (
     ("invented_question", r"(?<=\n\n)[^\n?]{3,200}\?\n(?=\S)"),
     # "I'll connect you with our support team now.": the model cannot hand a conversation
     # over, so the customer would wait for no one. A hand-off is the guardrails' decision;
-    # cut here, and an answer left with nothing else gets the reply that offers a human.
-    (
-        "handoff_promise",
-        r"(?i)(?:^|(?<=[.!?]\s)|(?<=\n))(?:I(?:'|\u2019| )?ll|I will|I am going to|I'm going to"
-        r"|let me)\s+(?:now\s+|just\s+)?(?:connect|transfer|put|pass|hand|escalate|forward)"
-        r"\s+(?:you|this|your)\b",
-    ),
+    # the sentence is cut (with a lead-in such as "Yes, ") and becomes the brand's offer.
+    ("handoff_promise", rf"(?i)(?:^|(?<=[.!?]\s)|(?<=\n))(?:{PROMISE_LEAD}\s+)?{PROMISE}"),
 )
-# A sentence that opens like the promise above waits until it cannot be one.
-PROMISE_OPENING = re.compile(r"(?:^|(?<=[.!?]\s)|(?<=\n))(?:I|L|Le|Let)(?:\b[^.!?\n]{0,48})?$")
 LINE_START = r"(?im)(?<=\n)[ \t>*-]*"  # after a line break, bullets and bold allowed
 CONTRACTIONS = (("n't", " not"), ("'s", " is"), ("'re", " are"), ("'ll", " will"), ("'m", " am"))
 WORD = re.compile(r"[a-z0-9]+")
@@ -200,10 +201,9 @@ class Hygiene:
             hold = min(hold, start)
         if glued := GLUED_TAIL.search(text):
             hold = min(hold, glued.start() + 1)
-        if promise := PROMISE_OPENING.search(text):
-            hold = min(hold, promise.start())
+
         partial = partial_stop(text, (*self.literals, "[NAME]"), fold_case=True)
-        return min(hold, len(text) - partial)
+        return min(hold, len(text) - partial, _promise_opening(text))
 
 
 class AnswerGuard:
@@ -263,10 +263,12 @@ class AnswerGuard:
         if verdict is None:
             return Cleaned(self.text.strip())
         kept = self.text[: verdict.at].strip()
+        if verdict.rule == "handoff_promise" and self._hygiene.offer:
+            # a lead-in the customer has not seen ("Yes, ") goes with the promise
+            lead = kept if len(words(kept)) >= MIN_WORDS or self.shown.strip() else ""
+            return Cleaned(f"{lead} {self._hygiene.offer}".strip(), verdict)
         if verdict.reason == "prompt_leak" or len(words(kept)) < MIN_WORDS:
             return Cleaned(self._hygiene.fallback, verdict, replaced=True)
-        if verdict.rule == "handoff_promise" and self._hygiene.offer:
-            return Cleaned(f"{kept} {self._hygiene.offer}", verdict)
         return Cleaned(kept, verdict)
 
     @property
@@ -347,6 +349,23 @@ class AnswerGuard:
         earlier = [words(self.text[s:e]) for s, e in spans[:-1]]
         repeating = len(partial) >= 1 and any(_begins(e, partial) for e in earlier)
         return start if repeating else len(self.text)
+
+
+def _promise_opening(text: str) -> int:
+    """Where the last, unfinished sentence starts while it could still become a hand-off
+    promise ("Ye", "Yes, I", "I'll conn", "Let me tr"); the text's length when it cannot."""
+    start = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
+    start = max(start + 2 if start >= 0 else 0, text.rfind("\n") + 1)
+    tail = text[start:].lower()
+    if not tail.strip() or len(tail) > PROMISE_HOLD:
+        return len(text)
+    lead = re.match(rf"{PROMISE_LEAD}\s+", tail)
+    rest = tail[lead.end() :] if lead else tail
+    if not lead and any(word.startswith(tail.rstrip(",!. ")) for word in PROMISE_LEADS):
+        return start  # a lead-in being written
+    if rest == "" or re.fullmatch(r"(?:i|l|le|let)(?:\b[^.!?\n]*)?", rest):
+        return start
+    return len(text)
 
 
 def scripts(text: str) -> set[str]:
