@@ -27,6 +27,7 @@ from service.console.accounts import AgentAccounts
 from service.db import session_factory
 from service.store.models import AgentSession, Message, utcnow
 from service.store.repository import AnswerRecord, ConversationStore, RatingInput
+from service.versions.store import ModelVersionStore, NewVersion
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, free_port
 
 pytestmark = [
@@ -185,3 +186,37 @@ def test_rate_and_correct_with_the_keyboard_and_find_it_in_the_export(
     lines = exported.splitlines()
     assert len(lines) == 3 and CORRECTION in exported and "draft that survives" in exported
     assert '"tags": ["wrong-step"]' in exported and '"by": "ana@example.com"' in exported
+
+
+def test_the_versions_form_applies_and_refuses_a_version_that_skipped_the_gate(
+    live_app: tuple[str, Any], settings: Settings
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, app = live_app
+    seed(settings, app)
+    versions = ModelVersionStore(session_factory(create_engine(settings.db_url)))
+    base = app.state.components.engine.model_name
+    versions.register("default", NewVersion("by-hand", None, base), "tests")
+    verdict = {"passed": True, "setup": {"set": "knowledge/sample/eval", "questions": 20}}
+    versions.register("default", NewVersion("gated", None, base, verdict), "tests")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 820})
+        page.goto(f"{url}/console/retrain")
+        sign_in(page)
+        expect(page).to_have_url(f"{url}/console/retrain")
+        form = page.locator("form[action='/console/api/versions']")  # it has a field "action"
+        form.locator('select[name="action"]').select_option("activate")
+        form.locator('input[name="name"]').fill("by-hand")
+        form.locator('button[type="submit"]').click()
+        expect(page.locator("#out")).to_contain_text(
+            "by-hand has not been through the publish gate"
+        )
+        form.locator('input[name="name"]').fill("gated")
+        form.locator('button[type="submit"]').click()
+        expect(page.locator("#out")).to_contain_text("gated: active")
+        row = page.locator("table.plain tr", has_text=re.compile(r"^\s*gated"))
+        expect(row).to_contain_text("active")  # after the page reloads
+        expect(row).to_contain_text("passed on 20 questions")
+        browser.close()

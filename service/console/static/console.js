@@ -136,7 +136,8 @@
       form.addEventListener("submit", async (event) => {
         event.preventDefault();
         const body = Object.fromEntries(new FormData(form).entries());
-        const response = await fetch(form.action, {
+        // getAttribute: a field named "action" (the versions form has one) shadows form.action
+        const response = await fetch(form.getAttribute("action"), {
           method: "POST", credentials: "same-origin",
           headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
           body: JSON.stringify(body),
