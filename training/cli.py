@@ -32,6 +32,52 @@ CatalogOption = Annotated[
 ]
 
 
+MixSetOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="A public grounded dialogue set (eval-set folder, e.g. ../shared/data/evalsets/"
+        "doc2dial) to mix in; only turns about its train half of documents are used."
+    ),
+]
+MixAttributionOption = Annotated[
+    str, typer.Option(help="The mixed-in set's source and licence, kept with every example.")
+]
+MixMaxOption = Annotated[int, typer.Option(min=1, help="At most this many mixed-in examples.")]
+MixHeldOutOption = Annotated[
+    float, typer.Option(min=0.1, max=0.9, help="Share of the set's documents never trained on.")
+]
+
+
+def _check_attribution(mix_set: Path | None, attribution: str) -> None:
+    if mix_set is not None and not attribution.strip():
+        raise _fail(
+            "--mix-set needs --mix-attribution: name the set's source and licence (e.g. "
+            '"doc2dial (Feng et al., EMNLP 2020), CC-BY-3.0"); it is kept with every example.',
+            2,
+        )
+
+
+def _mixed_in(
+    settings: Any,
+    mix_set: Path | None,
+    attribution: str,
+    max_examples: int,
+    held_out: float,
+    seed: int,
+) -> tuple[list[Any], dict[str, Any]]:
+    """The public set's transcripts and the manifest's record of it (none without --mix-set)."""
+    if mix_set is None:
+        return [], {}
+    from training.public_sets import PublicSetOptions, public_set_transcripts
+
+    options = PublicSetOptions(mix_set, attribution, max_examples, held_out, seed=seed)
+    made = public_set_transcripts(options, settings)
+    typer.echo(
+        f"mixed in {len(made.transcripts)} from {mix_set}: {dict(sorted(made.counts.items()))}"
+    )
+    return made.transcripts, {"public_sets": [made.provenance(options)]}
+
+
 def _settings() -> Any:
     from service.config import Settings
 
@@ -87,23 +133,32 @@ def dataset_build(
     teacher_max_tokens: Annotated[
         int, typer.Option(min=16, help="Longest teacher answer; a cut-off one is not used.")
     ] = 512,
+    mix_set: MixSetOption = None,
+    mix_attribution: MixAttributionOption = "",
+    mix_max: MixMaxOption = 120,
+    mix_held_out: MixHeldOutOption = 0.5,
 ) -> None:
     """Rated transcripts → a new dataset version (SFT examples and preference pairs).
 
     Personal data is scrubbed, duplicates removed, and conversations split into train and eval;
     the manifest records counts, rating ids, file hashes and the filters used.
     """
+    from itertools import chain
+
     from knowledge.catalog import CatalogError
     from knowledge.index import KnowledgeBaseBusy
     from training.dataset import BuildOptions, build_dataset
     from training.examples import RatingPolicy
     from training.inputs import chunk_lookup, prompt_rebuilder, transcripts_from
+    from training.public_sets import PublicSetError
     from training.teacher import TeacherError, TeacherSettings
     from training.transcripts import TranscriptError
 
     settings = _settings()
-    if transcripts is not None and not transcripts.is_file():
-        raise _fail(f"{transcripts} does not exist.", 2)
+    for path in (transcripts, mix_set):
+        if path is not None and not path.exists():
+            raise _fail(f"{path} does not exist.", 2)
+    _check_attribution(mix_set, mix_attribution)
     raters = ("customer", "agent") if customer_ratings else ("agent",)
     options = BuildOptions(eval_fraction, seed, approximate, RatingPolicy(raters=raters))
     try:
@@ -112,9 +167,12 @@ def dataset_build(
                 catalog or settings.knowledge.catalog_dir, chunks, settings
             )
             rows, source = transcripts_from(transcripts, settings)
-            provenance = source | {"knowledge": knowledge | {"chunks": chunks_from}}
+            mixed, mixed_from = _mixed_in(
+                settings, mix_set, mix_attribution, mix_max, mix_held_out, seed
+            )
+            provenance = source | mixed_from | {"knowledge": knowledge | {"chunks": chunks_from}}
             result = build_dataset(
-                rows,
+                chain(rows, mixed),
                 rebuilder,
                 out or settings.data_dir / "datasets",
                 options,
@@ -130,6 +188,7 @@ def dataset_build(
         CatalogError,
         KnowledgeBaseBusy,
         TeacherError,
+        PublicSetError,
         ValueError,
         OSError,
     ) as exc:
@@ -161,6 +220,10 @@ def dataset_synth(
     save_transcripts: Annotated[
         Path | None, typer.Option(help="Also write the synthesized transcripts to this JSONL.")
     ] = None,
+    mix_set: MixSetOption = None,
+    mix_attribution: MixAttributionOption = "",
+    mix_max: MixMaxOption = 120,
+    mix_held_out: MixHeldOutOption = 0.5,
 ) -> None:
     """Grounded question → answer examples from documents alone, for a team with no ratings yet.
 
@@ -181,9 +244,11 @@ def dataset_synth(
     settings = _settings()
     if catalog is not None:
         settings.knowledge.catalog_dir = catalog
-    for path, what in [(docs, "documents folder"), (transcripts, "transcripts file")]:
+    checked = [(docs, "documents folder"), (transcripts, "transcripts file"), (mix_set, "eval set")]
+    for path, what in checked:
         if path is not None and not path.exists():
             raise _fail(f"{path} does not exist: pass an existing {what}.", 2)
+    _check_attribution(mix_set, mix_attribution)
     try:
         made = synthesize(docs, settings, SynthOptions(max_per_kind, unanswerable_share, seed))
         typer.echo(f"synthesized {len(made.transcripts)}: {dict(sorted(made.counts.items()))}")
@@ -191,6 +256,9 @@ def dataset_synth(
             write_transcripts(save_transcripts, made.transcripts)
         rated, source = (
             (iter(()), {}) if transcripts is None else transcripts_from(transcripts, settings)
+        )
+        mixed, mixed_from = _mixed_in(
+            settings, mix_set, mix_attribution, mix_max, mix_held_out, seed
         )
         with chunk_lookup(docs, settings) as (chunks, chunks_from):
             rebuilder, knowledge = prompt_rebuilder(
@@ -202,9 +270,9 @@ def dataset_synth(
                 "synth": {"transcripts": len(made.transcripts), "drafts": dict(made.counts)},
                 "rated": source or None,
                 "knowledge": knowledge | {"chunks": chunks_from},
-            }
+            } | mixed_from
             result = build_dataset(
-                chain(made.transcripts, rated),
+                chain(made.transcripts, rated, mixed),
                 rebuilder,
                 out or settings.data_dir / "datasets",
                 BuildOptions(eval_fraction, seed, True, RatingPolicy()),

@@ -260,6 +260,7 @@ def _write_record(
             "version": dataset.get("version"),
             "content_sha256": dataset.get("content_sha256"),
             "dropped_too_long": dropped,
+            "public_sets": public_sets_record(dataset),
         },
         "lora": job.lora.model_dump(),
         "loss": job.loss.model_dump(),
@@ -285,3 +286,18 @@ def _write_record(
         },
     }
     (adapter_dir / ADAPTER_MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def public_sets_record(dataset_manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The public data mixed into the dataset, with its attribution, for the adapter's record
+    (whoever ships the adapter owes the set's licence terms)."""
+    return [
+        {
+            "name": entry.get("name"),
+            "attribution": entry.get("attribution"),
+            "examples": entry.get("examples"),
+            "train_docs": len(entry.get("train_docs") or []),
+            "held_out_docs": len(entry.get("held_out_docs") or []),
+        }
+        for entry in (dataset_manifest.get("source") or {}).get("public_sets") or []
+    ]

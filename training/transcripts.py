@@ -9,7 +9,7 @@ when it is absent the dataset builder rebuilds it from the stored pieces.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -110,6 +110,30 @@ class Transcript(BaseModel):
         """One JSONL line: the schema tag first, then every field that is not a default."""
         data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
         return json.dumps({"schema": SCHEMA, **data}, ensure_ascii=False)
+
+
+def rated_answer(
+    message_id: str,
+    content: str,
+    product: str | None,
+    prompt: Sequence[Mapping[str, object]],
+    sources: list[SourceRef],
+    citations: list[int],
+    rating: RatingRecord,
+) -> TranscriptMessage:
+    """An assistant message made outside a chat (synthesized, or from a public set): the exact
+    prompt it answers, its numbered sources and citations, and the rating that makes it an
+    example."""
+    return TranscriptMessage(
+        id=message_id,
+        role="assistant",
+        content=content,
+        product=product,
+        prompt=[PromptMessage.model_validate(dict(m)) for m in prompt],
+        sources=sources,
+        citations=citations,
+        ratings=[rating],
+    )
 
 
 def read_transcripts(path: Path) -> Iterator[Transcript]:

@@ -79,7 +79,7 @@ def load_cases(
         raise EvalSetError(f"{path}: no question with a reference answer")
     left_out: list[str] = []
     if exclude_seen is not None:
-        cases, left_out = drop_seen(cases, exclude_seen)
+        cases, left_out = drop_seen(cases, exclude_seen, path if kind == "eval-set" else None)
     chosen = stratified_sample(cases, sample, seed) if sample else cases
     return CaseSet(kind, path, chosen[:limit], left_out)  # type: ignore[arg-type]
 
@@ -167,17 +167,31 @@ def cited_sources(answer: str, sources: list[str]) -> list[str]:
     return [sources[n - 1] for n in cited_numbers(answer, len(sources))]
 
 
-def drop_seen(cases: list[AnswerCase], dataset_dir: Path) -> tuple[list[AnswerCase], list[str]]:
+def drop_seen(
+    cases: list[AnswerCase], dataset_dir: Path, set_dir: Path | None = None
+) -> tuple[list[AnswerCase], list[str]]:
     """Leave out questions asked word for word in a dataset version's train split (a tuned
-    model has seen their answers); returns the kept cases and the ids left out."""
+    model has seen their answers) and, for an eval set the dataset mixed in, every question about
+    a document it trained on; returns the kept cases and the ids left out."""
+    from training.public_sets import trained_documents
+
     path = dataset_dir / "sft" / "train.jsonl"
     if not path.is_file():
         raise EvalSetError(f"{path} not found: --exclude-seen takes a dataset version folder")
     seen = {
         _folded(m["content"]) for row in _rows(path) for m in row["prompt"] if m["role"] == "user"
     }
-    kept = [c for c in cases if _folded(c.question) not in seen]
-    return kept, [c.id for c in cases if _folded(c.question) in seen]
+    manifest = dataset_dir / "manifest.json"
+    trained = (
+        trained_documents(json.loads(manifest.read_text(encoding="utf-8")), set_dir)
+        if set_dir is not None and manifest.is_file()
+        else set()
+    )
+
+    def was_seen(case: AnswerCase) -> bool:
+        return _folded(case.question) in seen or bool(trained & set(case.gold_sources))
+
+    return [c for c in cases if not was_seen(c)], [c.id for c in cases if was_seen(c)]
 
 
 def _folded(text: str) -> str:

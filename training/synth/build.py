@@ -33,11 +33,11 @@ from training.evaluation.run import AnswerEvalOptions, service_planner
 from training.evaluation.variants import Plan, Planner
 from training.synth.questions import Draft, drafts_for, unanswerable_drafts
 from training.transcripts import (
-    PromptMessage,
     RatingRecord,
     SourceRef,
     Transcript,
     TranscriptMessage,
+    rated_answer,
 )
 
 SYNTH_CHANNEL = "synth"
@@ -187,15 +187,8 @@ def transcript_of(
         channel=SYNTH_CHANNEL,
         messages=[
             TranscriptMessage(id=f"synth-{key}-q", role="user", content=draft.question),
-            TranscriptMessage(
-                id=f"synth-{key}-a",
-                role="assistant",
-                content=answer,
-                product=draft.product,
-                prompt=[PromptMessage(role=m["role"], content=m["content"]) for m in plan.messages],
-                sources=sources,
-                citations=citations,
-                ratings=[rating],
+            rated_answer(
+                f"synth-{key}-a", answer, draft.product, plan.messages, sources, citations, rating
             ),
         ],
     )
