@@ -94,6 +94,13 @@ TEMPLATE_TEXT = (
     "lights are on?\nHand over to a human agent when: the modem works"
 )
 
+# s10 q1, an adapter trained with doc2dial: one phrase over and over inside a sentence
+PHRASE_LOOP = (
+    "GPS is the most important tool for finding your device [1]. Tap Location, tap Settings, "
+    "tap GPS, tap Auto, tap Advanced, tap Advanced, tap Advanced, tap Advanced, tap Advanced, "
+    "tap Advanced, tap Advanced, tap"
+)
+
 CASES = [
     (SIGN_OFF, "cut_debris", "sign_off", "Let me know what the LED does after this."),
     (SOURCES, "cut_debris", "sources_list", "until it clicks."),
@@ -103,6 +110,7 @@ CASES = [
     (FAQ, "cut_debris", "invented_question", "valves are available."),
     (LOOP, "cut_repeat", "repeated_sentence", "and the X1000 does not support 6 GHz [1]."),
     (PARAGRAPH, "cut_repeat", "repeated_paragraph", "to start a claim."),
+    (PHRASE_LOOP, "cut_repeat", "repeated_phrase", "for finding your device [1]."),
     (GLUED, "cut_debris", "glued_junk", "while offline."),
     (TEMPLATE_TEXT, "cut_debris", "prompt_text", "the blue WAN port."),
 ]
@@ -135,8 +143,26 @@ def test_streaming_never_sends_what_is_cut(
         if guard.verdict is not None:
             break
     sent += guard.finish()
+    if rule == "repeated_phrase":  # a loop shows only after it has begun: the answer is retracted
+        assert guard.retracted and guard.result().text == hygiene.clean(text).text
+        assert "tap Advanced, tap Advanced, tap Advanced" not in sent
+        return
     assert sent.rstrip() == guard.result().text == hygiene.clean(text).text
     assert not guard.retracted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Open Settings > Wi-Fi > Wi-Fi Direct and tap the printer [1].",
+        "Enter 0 0 0 0 as the PIN, then tap OK, OK again to confirm [2].",
+        "Press the button twice (press, press) and wait [1]. Then press it again.",
+    ],
+)
+def test_a_phrase_said_twice_is_no_loop(hygiene: Hygiene, text: str) -> None:
+    guard = hygiene.guard()
+    sent = "".join(guard.feed(char) for char in text) + guard.finish()
+    assert guard.verdict is None and sent == text == hygiene.clean(text).text
 
 
 # seen live (demo adapter, "E42 on my camera, the sd card is not working"): the question again

@@ -10,7 +10,10 @@ the prompt's own text (service/prompting/builder.py) and from every answer the a
 `AnswerGuard` watches an answer while it streams. It holds back only what could still turn into
 a marker or a repeat, so a marker's first characters are never sent, and it says where to cut.
 An answer that copies the rules (eight words in a row that are not also in the sources or the
-brand's own replies) is a leak: the whole answer is replaced.
+brand's own replies) is a leak: the whole answer is replaced. A phrase said over and over inside
+one sentence ("tap Advanced, tap Advanced, ...") is cut with its sentence; the sentence's start
+may have streamed before the loop showed, so such an answer is retracted (the widget shows the
+final answer in its place).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from service.prompting.builder import EXAMPLES_HEADER, NO_SOURCES, RULES, TROUBL
 Reason = Literal["cut_debris", "cut_repeat", "prompt_leak"]
 LEAK_WORDS = 8  # this many words in a row from the rules or instructions make a leak
 REPEAT_WORDS = 6  # a sentence this long said a second time ends the answer
+LOOP_UNIT = 6  # a run of up to this many words said again and again in a row is a loop ...
+LOOP_TIMES = 3  # ... when it comes this many times in a row
+LOOP_WORDS = 8  # ... covering at least this many words ("tap Advanced, tap Advanced, ...")
 LINE_HOLD = 32  # a new line's first characters wait: markers that start a line fit in them
 QUESTION_HOLD = 100  # a paragraph's opening words wait until they cannot be an invented question
 ENGINE_STOP_CHARS = 24  # longest stop string handed to an engine
@@ -69,6 +75,7 @@ ANYWHERE_MARKERS: tuple[tuple[str, str], ...] = (
 LINE_START = r"(?im)(?<=\n)[ \t>*-]*"  # after a line break, bullets and bold allowed
 CONTRACTIONS = (("n't", " not"), ("'s", " is"), ("'re", " are"), ("'ll", " will"), ("'m", " am"))
 WORD = re.compile(r"[a-z0-9]+")
+TOKEN = re.compile(r"\w+")
 CITATION = re.compile(r"\[\d{1,2}\]")
 QUESTION_OPENING = re.compile(rf"\n\n[^\n.!:]{{0,{QUESTION_HOLD}}}(?:\?\n?)?")
 GLUED_TAIL = re.compile(r"(?<=[A-Za-z0-9)])[.!?][A-Za-z]{1,12}$")
@@ -287,11 +294,11 @@ class AnswerGuard:
 
     def _safe_end(self) -> int:
         held = self._hygiene.held_back(self.text)
-        return min(held, self._repeat_candidate(), self._echo_candidate())
+        return min(held, self._repeat_candidate(), self._echo_candidate(), self._loop_candidate())
 
     def _judge(self, final: bool) -> Verdict | None:
         found = [self._hygiene.first_marker(self.text), self._repeat(final)]
-        found += [self._echo(), self._foreign()]
+        found += [self._echo(), self._foreign(), self._loop()]
         cut = min((v for v in found if v), key=lambda v: v.at, default=None)
         if self._leaked(self.text[: cut.at] if cut else self.text):
             return Verdict("prompt_leak", "rules_copy", 0)
@@ -309,6 +316,27 @@ class AnswerGuard:
                 return Verdict("cut_repeat", f"repeated_{_unit(paragraph)}", start)
             seen.add(said)
         return None
+
+    def _loop(self) -> Verdict | None:
+        """A phrase said over and over inside a sentence ("tap Advanced, tap Advanced, tap
+        Advanced, ..."), which the sentence rule cannot see: the sentence is cut where it starts."""
+        tokens = list(TOKEN.finditer(self.text.lower()))
+        at = loop_start([t.group() for t in tokens], LOOP_TIMES, LOOP_WORDS)
+        if at is None:
+            return None
+        return Verdict("cut_repeat", "repeated_phrase", self._sentence_start(tokens[at].start()))
+
+    def _loop_candidate(self) -> int:
+        """The start of the unfinished sentence while a phrase in it has come twice in a row
+        (it may be the start of a loop); the text's length otherwise."""
+        finished = _sentences(self.text, final=False)
+        start = finished[-1][1] if finished else 0
+        said = TOKEN.findall(self.text[start:].lower())
+        return start if loop_start(said, 2, 4) is not None else len(self.text)
+
+    def _sentence_start(self, at: int) -> int:
+        starts = [s for s, _ in _sentences(self.text, final=True) if s <= at]
+        return starts[-1] if starts else 0
 
     def _echo(self) -> Verdict | None:
         """A line after the first that says the customer's question again: a next turn."""
@@ -349,6 +377,20 @@ class AnswerGuard:
         earlier = [words(self.text[s:e]) for s, e in spans[:-1]]
         repeating = len(partial) >= 1 and any(_begins(e, partial) for e in earlier)
         return start if repeating else len(self.text)
+
+
+def loop_start(tokens: Sequence[str], times: int, cover: int) -> int | None:
+    """The index of the first token of a run of 1..LOOP_UNIT tokens that comes `times` or more
+    times in a row, covering at least `cover` tokens; None when there is none."""
+    for i in range(len(tokens)):
+        for n in range(1, LOOP_UNIT + 1):
+            unit = tokens[i : i + n]
+            count = 1
+            while tokens[i + count * n : i + (count + 1) * n] == unit:
+                count += 1
+            if len(unit) == n and count >= times and count * n >= cover:
+                return i
+    return None
 
 
 def _promise_opening(text: str) -> int:
