@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from training.cli import main
 from training.evaluation.cases import load_cases
 from training.public_sets import cite, is_held_out, tidy_span
+from training.runs import public_sets_record
 
 PAGES = {
     "renew-license": (
@@ -169,6 +170,8 @@ def test_mixed_in_turns_train_on_one_half_of_the_documents_and_the_other_half_is
     assert mixed["attribution"] == ATTRIBUTION and mixed["name"] == "govpages"
     assert set(mixed["held_out_docs"]) == held
     assert set(mixed["train_docs"]) == set(PAGES) - held
+    (recorded,) = public_sets_record(manifest)  # what an adapter trained on it will carry
+    assert recorded["attribution"] == ATTRIBUTION and recorded["held_out_docs"] == len(held)
     rows = [
         json.loads(line) for line in (out / "v1" / "sft" / "train.jsonl").read_text().splitlines()
     ]
