@@ -157,12 +157,23 @@ def test_streaming_never_sends_what_is_cut(
         "Open Settings > Wi-Fi > Wi-Fi Direct and tap the printer [1].",
         "Enter 0 0 0 0 as the PIN, then tap OK, OK again to confirm [2].",
         "Press the button twice (press, press) and wait [1]. Then press it again.",
+        # doc2dial, sample-sft-2: the web address was cut at "www." as glued junk
+        "Please have it ready online at www.motorvehicles.ny.gov or by mail [1].",
+        "Apply at studentaid.gov/repayment or write to help@studentaid.gov [2].",
     ],
 )
-def test_a_phrase_said_twice_is_no_loop(hygiene: Hygiene, text: str) -> None:
+def test_a_phrase_said_twice_or_a_web_address_is_no_debris(hygiene: Hygiene, text: str) -> None:
     guard = hygiene.guard()
     sent = "".join(guard.feed(char) for char in text) + guard.finish()
     assert guard.verdict is None and sent == text == hygiene.clean(text).text
+
+
+def test_junk_glued_to_the_last_full_stop_is_cut_when_the_answer_ends(hygiene: Hygiene) -> None:
+    guard = hygiene.guard()
+    text = "The T2 keeps heating while offline.saraba"
+    sent = "".join(guard.feed(char) for char in text) + guard.finish()
+    assert guard.verdict is not None and guard.verdict.rule == "glued_junk"
+    assert sent == "The T2 keeps heating while offline." == guard.result().text
 
 
 # seen live (demo adapter, "E42 on my camera, the sd card is not working"): the question again

@@ -65,7 +65,9 @@ PROMISE_HOLD = 64  # characters of a sentence that may wait to see if it is such
 # question the model asks itself and answers on the next line (an invented FAQ).
 ANYWHERE_MARKERS: tuple[tuple[str, str], ...] = (
     ("placeholder", r"\[(?:NAME|EMAIL|PHONE|ADDRESS|INST)\]"),
-    ("glued_junk", r"(?<=[A-Za-z0-9)][.!?])[A-Za-z]{4,}(?=\s|$)"),
+    # a word glued to a full stop ("offline.saraba"), once it is whole; never inside a web
+    # address ("www.motorvehicles.gov", "studentaid.gov/help"): see `_glued_junk`
+    ("glued_junk", r"(?<=[A-Za-z0-9)][.!?])[A-Za-z]{4,}(?=\s)"),
     ("invented_question", r"(?<=\n\n)[^\n?]{3,200}\?\n(?=\S)"),
     # "I'll connect you with our support team now.": the model cannot hand a conversation
     # over, so the customer would wait for no one. A hand-off is the guardrails' decision;
@@ -182,12 +184,12 @@ class Hygiene:
         guard.finish()
         return guard.result()
 
-    def first_marker(self, text: str) -> Verdict | None:
-        """The earliest debris marker in the text."""
+    def first_marker(self, text: str, final: bool = False) -> Verdict | None:
+        """The earliest debris marker in the text (`final`: nothing more will follow it)."""
         hits = [
             Verdict("prompt_leak" if rule == RULES_HEADER else "cut_debris", rule, match.start())
             for rule, pattern in [*self._literal, *self._line, *self._anywhere]
-            if (match := pattern.search(text))
+            if (match := _first(pattern, text + "\n" if final else text, rule))
         ]
         return min(hits, key=lambda v: v.at, default=None)
 
@@ -297,7 +299,7 @@ class AnswerGuard:
         return min(held, self._repeat_candidate(), self._echo_candidate(), self._loop_candidate())
 
     def _judge(self, final: bool) -> Verdict | None:
-        found = [self._hygiene.first_marker(self.text), self._repeat(final)]
+        found = [self._hygiene.first_marker(self.text, final), self._repeat(final)]
         found += [self._echo(), self._foreign(), self._loop()]
         cut = min((v for v in found if v), key=lambda v: v.at, default=None)
         if self._leaked(self.text[: cut.at] if cut else self.text):
@@ -377,6 +379,22 @@ class AnswerGuard:
         earlier = [words(self.text[s:e]) for s, e in spans[:-1]]
         repeating = len(partial) >= 1 and any(_begins(e, partial) for e in earlier)
         return start if repeating else len(self.text)
+
+
+def _first(pattern: re.Pattern[str], text: str, rule: str) -> re.Match[str] | None:
+    """The pattern's first match; for glued junk, the first outside a web address."""
+    if rule != "glued_junk":
+        return pattern.search(text)
+    for match in pattern.finditer(text):
+        start = max(text.rfind(" ", 0, match.start()), text.rfind("\n", 0, match.start())) + 1
+        end = min(
+            (i for i in (text.find(" ", match.end()), text.find("\n", match.end())) if i >= 0),
+            default=len(text),
+        )
+        token = text[start:end].lower()
+        if not any(mark in token for mark in ("www.", "/", "@", "http")):
+            return match
+    return None
 
 
 def loop_start(tokens: Sequence[str], times: int, cover: int) -> int | None:
