@@ -11,9 +11,9 @@ the prompt's own text (service/prompting/builder.py) and from every answer the a
 a marker or a repeat, so a marker's first characters are never sent, and it says where to cut.
 An answer that copies the rules (eight words in a row that are not also in the sources or the
 brand's own replies) is a leak: the whole answer is replaced. A phrase said over and over inside
-one sentence ("tap Advanced, tap Advanced, ...") is cut with its sentence; the sentence's start
-may have streamed before the loop showed, so such an answer is retracted (the widget shows the
-final answer in its place).
+one sentence ("tap Advanced, tap Advanced, ...") is cut with its sentence, or, where the
+sentence's start streamed before the loop showed, right after what was sent: nothing shown is
+taken back.
 """
 
 from __future__ import annotations
@@ -276,6 +276,8 @@ class AnswerGuard:
             # a lead-in the customer has not seen ("Yes, ") goes with the promise
             lead = kept if len(words(kept)) >= MIN_WORDS or self.shown.strip() else ""
             return Cleaned(f"{lead} {self._hygiene.offer}".strip(), verdict)
+        if verdict.rule == "repeated_phrase" and self.shown.strip():
+            return Cleaned(kept.rstrip(" ,;:"), verdict)  # what was shown, less the loop
         if verdict.reason == "prompt_leak" or len(words(kept)) < MIN_WORDS:
             return Cleaned(self._hygiene.fallback, verdict, replaced=True)
         return Cleaned(kept, verdict)
@@ -321,12 +323,15 @@ class AnswerGuard:
 
     def _loop(self) -> Verdict | None:
         """A phrase said over and over inside a sentence ("tap Advanced, tap Advanced, tap
-        Advanced, ..."), which the sentence rule cannot see: the sentence is cut where it starts."""
+        Advanced, ..."), which the sentence rule cannot see: the sentence is cut where it starts,
+        or, when some of it has streamed (an OpenAI client cannot be told to take text back),
+        right after what was sent."""
         tokens = list(TOKEN.finditer(self.text.lower()))
         at = loop_start([t.group() for t in tokens], LOOP_TIMES, LOOP_WORDS)
         if at is None:
             return None
-        return Verdict("cut_repeat", "repeated_phrase", self._sentence_start(tokens[at].start()))
+        cut = self._sentence_start(tokens[at].start())
+        return Verdict("cut_repeat", "repeated_phrase", cut if cut >= self.sent else self.sent)
 
     def _loop_candidate(self) -> int:
         """The start of the unfinished sentence while a phrase in it has come twice in a row
