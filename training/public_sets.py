@@ -34,6 +34,7 @@ from training.evaluation.cases import AnswerCase, load_cases
 from training.evaluation.run import AnswerEvalOptions, service_planner
 from training.evaluation.variants import Plan, Planner
 from training.pii.scrubber import Scrubber
+from training.synth.build import gather
 from training.transcripts import (
     RatingRecord,
     SourceRef,
@@ -136,13 +137,7 @@ def _ground_all(
     options: PublicSetOptions,
     result: PublicSetResult,
 ) -> None:
-    for case in cases:
-        if len(result.transcripts) >= options.max_examples:
-            return
-        outcome, transcript = ground(case, planner, options)
-        result.counts[outcome] += 1
-        if transcript is not None:
-            result.transcripts.append(transcript)
+    gather(cases, lambda case: ground(case, planner, options), result, options.max_examples)
 
 
 def ground(

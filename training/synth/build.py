@@ -20,9 +20,10 @@ import random
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from knowledge.catalog import load_products
 from knowledge.index import SearchHit
@@ -39,6 +40,16 @@ from training.transcripts import (
     TranscriptMessage,
     rated_answer,
 )
+
+T = TypeVar("T")
+
+
+class Gathered(Protocol):
+    """What `gather` fills: the transcripts kept and a count of every outcome."""
+
+    transcripts: list[Transcript]
+    counts: Counter[str]
+
 
 SYNTH_CHANNEL = "synth"
 SYNTH_COMMENT = "synthesized from the documents by tunedesk dataset synth"
@@ -88,10 +99,21 @@ def _ground_all(
     result: SynthResult,
     until: int | None,
 ) -> None:
-    for draft in drafts:
+    gather(drafts, lambda draft: ground(draft, planner, chunks), result, until)
+
+
+def gather(
+    items: Iterable[T],
+    grounded: Callable[[T], tuple[str, Transcript | None]],
+    result: Gathered,
+    until: int | None,
+) -> None:
+    """Ground items one by one into `result` (counting every outcome) until it holds `until`
+    transcripts; shared by synthesized drafts and public-set turns."""
+    for item in items:
         if until is not None and len(result.transcripts) >= until:
             return
-        outcome, transcript = ground(draft, planner, chunks)
+        outcome, transcript = grounded(item)
         result.counts[outcome] += 1
         if transcript is not None:
             result.transcripts.append(transcript)
