@@ -15,7 +15,7 @@ from service.engines.local import LocalEngine
 
 
 @pytest.mark.slow
-@pytest.mark.bigmem  # transformers dequantises the GGUF with the weights held 2-3 times over
+@pytest.mark.bigmem  # the fp32 weights, the GGUF's parsed metadata and one tensor's copy: 2.6 GB
 def test_prepare_converts_verifies_and_is_then_a_no_op(tmp_path: Path) -> None:
     target = tmp_path / "models" / "gemma-3-270m"
     lines: list[str] = []

