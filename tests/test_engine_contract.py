@@ -11,7 +11,7 @@ on first use (tests/test_openvino.py).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,8 +21,8 @@ from service.engines.local import LocalEngine
 from service.engines.openvino import OpenVINOEngine
 from service.engines.vllm import VLLMEngine
 from service.errors import AdapterNotFound, EngineUnavailable, InvalidAdapter
-from tests.conftest import SERVED, free_port
-from tests.test_openvino import openvino_engine_server, tiny_openvino  # noqa: F401  (fixtures)
+from tests.conftest import SERVED, free_port, serve_engine
+from tests.test_openvino import tiny_openvino  # noqa: F401  (a fixture)
 
 QUESTION: list[ChatMessage] = [
     {"role": "system", "content": "You are the support assistant of Halcyon Home. " * 8},
@@ -41,17 +41,46 @@ ENGINES = [
 REFERENCE_WEIGHTS = {"openvino": "fp32", "vllm-openvino": "fp32"}
 
 
-@pytest.fixture(params=ENGINES)
-async def engine(request: pytest.FixtureRequest, tiny_model_dir: Path) -> AsyncIterator[Engine]:
+@pytest.fixture(scope="module", params=ENGINES)
+def engine_kind(request: pytest.FixtureRequest) -> str:
+    """Module-scoped, so that pytest runs every test on one engine before the next engine's."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def contract_server(
+    engine_kind: str,
+    tiny_model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[str | None]:
+    """A vllm case's engine server, stopped before the next case's starts: two servers at once
+    beside pytest would hold 2.5 GB of their own."""
+    if engine_kind == "vllm":
+        yield from serve_engine(tiny_model_dir, tmp_path_factory, [])
+    elif engine_kind == "vllm-openvino":
+        request.getfixturevalue("tiny_openvino")
+        args = ["--engine", "openvino"]
+        yield from serve_engine(tiny_model_dir, tmp_path_factory, args, engine__weights="fp32")
+    else:
+        yield None
+
+
+@pytest.fixture
+async def engine(
+    engine_kind: str,
+    contract_server: str | None,
+    tiny_model_dir: Path,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Engine]:
     built: Engine
-    if request.param == "local":
+    if contract_server is not None:
+        built = VLLMEngine(contract_server, SERVED, max_retries=0)
+    elif engine_kind == "local":
         built = LocalEngine(tiny_model_dir)
-    elif request.param == "openvino":
+    else:
         request.getfixturevalue("tiny_openvino")
         built = OpenVINOEngine(tiny_model_dir, weights="fp32", batch_size=4)
-    else:
-        server = "engine_server" if request.param == "vllm" else "openvino_engine_server"
-        built = VLLMEngine(request.getfixturevalue(server), SERVED, max_retries=0)
     await built.start()
     yield built
     for name in await built.list_adapters():
@@ -79,10 +108,9 @@ async def test_streams_text_then_usage_and_timing(engine: Engine) -> None:
 
 
 async def test_greedy_output_is_the_same_on_every_engine(
-    engine: Engine, tiny_model_dir: Path, request: pytest.FixtureRequest
+    engine: Engine, engine_kind: str, tiny_model_dir: Path
 ) -> None:
-    kind = request.node.callspec.params["engine"]
-    reference = LocalEngine(tiny_model_dir, weights=REFERENCE_WEIGHTS.get(kind, "int8"))
+    reference = LocalEngine(tiny_model_dir, weights=REFERENCE_WEIGHTS.get(engine_kind, "int8"))
     await reference.start()
     assert text_of(await collect(engine)) == text_of(await collect(reference))
     await reference.aclose()

@@ -51,7 +51,7 @@ def tiny_openvino(tiny_model_dir: Path, tiny_adapters: dict[str, Path]) -> Path:
         pytest.skip(f"the tiny model could not be exported for OpenVINO: {exc}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # about 1.4 GB: only while its module runs (engine_server)
 def openvino_engine_server(
     tiny_model_dir: Path, tiny_openvino: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
