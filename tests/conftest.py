@@ -219,7 +219,7 @@ def engine_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 
     Module-scoped: a server holds about 1 GB (torch, and 0.3 GB of it the Gemma tokenizer's
     262k-entry vocabulary), so it lives only while the module that needs it runs; kept for the
-    whole session it sat beside every later test and took the suite's peak to 5.4 GB."""
+    whole session it sat beside every later test and took the suite's peak to 5.9 GiB."""
     yield from serve_engine(tiny_model_dir, tmp_path_factory, [])
 
 

@@ -22,7 +22,7 @@ from service.engines.openvino import OpenVINOEngine
 from service.engines.vllm import VLLMEngine
 from service.errors import AdapterNotFound, EngineUnavailable, InvalidAdapter
 from tests.conftest import SERVED, free_port, serve_engine
-from tests.test_openvino import tiny_openvino  # noqa: F401  (a fixture)
+from tests.test_openvino import serve_openvino, tiny_openvino  # noqa: F401  (a fixture)
 
 QUESTION: list[ChatMessage] = [
     {"role": "system", "content": "You are the support assistant of Halcyon Home. " * 8},
@@ -60,8 +60,7 @@ def contract_server(
         yield from serve_engine(tiny_model_dir, tmp_path_factory, [])
     elif engine_kind == "vllm-openvino":
         request.getfixturevalue("tiny_openvino")
-        args = ["--engine", "openvino"]
-        yield from serve_engine(tiny_model_dir, tmp_path_factory, args, engine__weights="fp32")
+        yield from serve_openvino(tiny_model_dir, tmp_path_factory)
     else:
         yield None
 

@@ -56,8 +56,13 @@ def openvino_engine_server(
     tiny_model_dir: Path, tiny_openvino: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """`tunedesk engine serve --engine openvino` on the tiny model: a batching server."""
+    yield from serve_openvino(tiny_model_dir, tmp_path_factory)
+
+
+def serve_openvino(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The OpenVINO engine server on the fp32 export (tiny_openvino must exist); its /v1 URL."""
     args = ["--engine", "openvino"]
-    yield from serve_engine(tiny_model_dir, tmp_path_factory, args, engine__weights="fp32")
+    yield from serve_engine(model_dir, tmp_path_factory, args, engine__weights="fp32")
 
 
 @pytest.fixture
