@@ -82,20 +82,28 @@ def step(
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def step_arguments(
+    description: str, modes: tuple[str, ...], count: str, count_default: int, rounds: int
+) -> tuple[argparse.Namespace, list[str]]:
+    """The training-step benchmarks' shared options, parsed; torch's threads set."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--dataset", type=Path, default=Path("var/datasets/v1"))
-    parser.add_argument("--rows", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(f"--{count}", type=int, default=count_default)
+    parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated: {MODES}")
+    parser.add_argument("--modes", default=",".join(modes), help=f"comma-separated: {modes}")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    modes = [m for m in args.modes.split(",") if m]
-    if unknown := set(modes) - set(MODES):
-        parser.error(f"unknown modes {sorted(unknown)}; choose from {', '.join(MODES)}")
+    chosen = [m for m in args.modes.split(",") if m]
+    if unknown := set(chosen) - set(modes):
+        parser.error(f"unknown modes {sorted(unknown)}; choose from {', '.join(modes)}")
+    return args, chosen
+
+
+def main() -> None:
+    args, modes = step_arguments(__doc__.splitlines()[0], MODES, "rows", 3, rounds=2)
     from transformers import AutoTokenizer
 
     model_dir = Settings().model.directory

@@ -1,5 +1,6 @@
 """The SFT loss on answer positions only: the same loss and gradients as the full-vocabulary
-one, the end of turn weighted as configured, and the progress a long run prints."""
+one, the end of turn weighted as configured, DPO's answer log-probabilities the same as a full
+forward's, and the progress a long run prints."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from service.engines.chat_template import END_OF_TURN
-from training.loss import IGNORE, AnswerLoss
+from training.loss import IGNORE, AnswerLoss, completion_logprobs
 from training.progress import ProgressReport
 
 
@@ -128,6 +129,73 @@ def test_a_frozen_prompt_gives_the_same_loss_and_trains_the_adapter(
     assert 0.5 < float(cosine) < 1.0
 
 
+def preference_batch(tokenizer: Any, pairs: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """TRL's preference layout: chosen rows, then rejected rows, each prompt + answer."""
+    rows = []
+    for answer in (1, 2):
+        for pair in pairs:
+            prompt = [{"role": "user", "content": pair[0]}]
+            start = len(
+                tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"]
+            )
+            full = tokenizer.apply_chat_template(
+                [*prompt, {"role": "assistant", "content": pair[answer]}]
+            )
+            rows.append((full["input_ids"], start))
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.zeros(len(rows), width, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    completion = torch.zeros_like(input_ids)
+    for i, (ids, start) in enumerate(rows):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        attention[i, : len(ids)] = 1
+        completion[i, start : len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention, "completion_mask": completion}
+
+
+PAIRS = [
+    (LONG[0][0], LONG[0][1], "E5 means the router is overheating. Move it somewhere cooler."),
+    ("E3 on the T2?", "Replace the batteries [1].", "Send me your password."),
+]
+
+
+@pytest.mark.parametrize("frozen", [False, True], ids=["answer-only", "frozen-prompt"])
+def test_dpo_answer_logprobs_are_a_full_forwards_and_train_the_adapter(
+    tiny: tuple[Any, Any], frozen: bool
+) -> None:
+    tokenizer, model = tiny
+    model.eval()  # no dropout: the two paths must see the same network
+    inputs = preference_batch(tokenizer, PAIRS)
+    with torch.no_grad():
+        logits = model(
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+        ).logits
+        per_token = (
+            torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            .gather(-1, inputs["input_ids"][:, 1:].unsqueeze(-1))
+            .squeeze(-1)
+        )
+        expected = (per_token * inputs["completion_mask"][:, 1:]).sum(dim=1)
+    got = completion_logprobs(model, inputs, frozen_prompt=frozen)
+    assert got.shape == (4,)
+    assert torch.allclose(got, expected, atol=1e-4)  # in the batch's order: chosen, then rejected
+    (got[:2] - got[2:]).sum().backward()
+    assert any(bool(g.abs().sum() > 0) for g in lora_grads(model))
+    model.train()
+
+
+def test_pairs_whose_prompts_differ_are_not_given_a_shared_prefix(tiny: tuple[Any, Any]) -> None:
+    tokenizer, model = tiny
+    model.eval()
+    inputs = preference_batch(tokenizer, PAIRS)
+    swapped = {k: torch.cat([v[:2], v[2:].flip(0)]) for k, v in inputs.items()}  # prompts crossed
+    with torch.no_grad():
+        want = completion_logprobs(model, swapped, frozen_prompt=False)
+        got = completion_logprobs(model, swapped, frozen_prompt=True)
+    assert torch.allclose(got, want, atol=1e-4)
+    model.train()
+
+
 def test_progress_lines_say_step_speed_and_time_left() -> None:
     lines: list[str] = []
     progress = ProgressReport(lines.append)
@@ -148,3 +216,9 @@ def test_progress_lines_say_step_speed_and_time_left() -> None:
     assert "Training 40 steps" in lines[0] and "--resume" in lines[0]
     assert lines[1].startswith("step 10/40 | loss 1.500 | accuracy 0.50 | p(end of turn) 0.200")
     assert "tokens/s" in lines[2] and "min left" in lines[2]
+    dpo = {"loss": 0.4, "rewards/accuracies": 0.75, "rewards/margins": 1.2}
+    progress.on_log(Args(), State(), None, logs=dpo)
+    assert "pairs won 0.75 | margin 1.20" in lines[3]
+    held_out = {"eval_loss": 0.5, "eval_rewards/accuracies": 0.9, "eval_rewards/margins": 2.0}
+    progress.on_log(Args(), State(), None, logs=held_out)
+    assert lines[4] == "eval at step 20 | loss 0.500 | pairs won 0.90 | margin 2.00"

@@ -37,7 +37,8 @@ class LoraSettings(BaseModel):
 
 
 class LossSettings(BaseModel):
-    """What the SFT loss weighs: answer tokens only, the end of turn more (training/loss.py)."""
+    """What the losses weigh: answer tokens only, the end of turn more (SFT), and for both SFT
+    and DPO whether the prompt is run without a graph (training/loss.py)."""
 
     end_of_turn_weight: float = Field(
         default=5.0,
@@ -50,7 +51,9 @@ class LossSettings(BaseModel):
         description=(
             "Run the prompt without a graph and backpropagate through the answer only: the "
             "same loss, the prompt positions' share of the gradient dropped, a step several "
-            "times faster (bench/train_step.py). false: the full gradient."
+            "times faster (bench/train_step.py; for DPO, bench/dpo_step.py, which also runs "
+            "a pair's prompt once for both answers). false: the full gradient (and for DPO, "
+            "TRL's own step and loss types)."
         ),
     )
 

@@ -84,12 +84,15 @@ def labelled_positions(targets: Any) -> Any:
     return keep
 
 
-def forward_after_frozen_prompt(model: Any, forward: dict[str, Any], keep: Any) -> Any:
+def forward_after_frozen_prompt(
+    model: Any, forward: dict[str, Any], keep: Any, repeats: int = 1
+) -> Any:
     """The model's outputs at `keep`, with the positions before the first of them run without
     a graph (their keys and values cached) and only the rest with one.
 
     Every row's prompt is at least as long as the shortest, so with right padding the split is
     real tokens in every row; the attention mask spans both parts, as in one full forward.
+    `repeats` > 1: each run of that many rows shares its prefix, which runs once for them.
     """
     import torch
 
@@ -99,15 +102,90 @@ def forward_after_frozen_prompt(model: Any, forward: dict[str, Any], keep: Any) 
     ids, mask = forward["input_ids"], forward.get("attention_mask")
     with torch.no_grad():
         prefix = model(
-            input_ids=ids[:, :split],
-            attention_mask=None if mask is None else mask[:, :split],
+            input_ids=ids[::repeats, :split],
+            attention_mask=None if mask is None else mask[::repeats, :split],
             use_cache=True,
             logits_to_keep=1,
         )
+    cache = prefix.cache if hasattr(prefix, "cache") else prefix.past_key_values
+    if repeats > 1:
+        cache.batch_repeat_interleave(repeats)
     return model(
         input_ids=ids[:, split:],
         attention_mask=mask,
-        cache=prefix.cache if hasattr(prefix, "cache") else prefix.past_key_values,
+        cache=cache,
         use_cache=True,
         logits_to_keep=keep - split,
     )
+
+
+def completion_logprobs(model: Any, inputs: Mapping[str, Any], frozen_prompt: bool) -> Any:
+    """Each row's summed log-probability of its completion tokens: DPO's policy and reference
+    terms, from the completion positions' logits alone.
+
+    Rows are TRL's preference batch: prompt + completion, right-padded, `completion_mask`
+    marking the completion, the chosen rows first and the rejected ones (same prompts, same
+    order) after them. One pair at a time: the positions whose logits are kept span a batch's
+    completions, and across pairs of different prompt lengths that was most of every row (an
+    eval batch of 8 pairs held 16 GB of logits). With `frozen_prompt` the prompt runs once
+    without a graph, as for SFT, and once for both answers of a pair: its cache is repeated.
+    """
+    import torch
+
+    rows = inputs["input_ids"].size(0)
+    if rows <= 2 or rows % 2:
+        return _batch_logprobs(model, inputs, frozen_prompt)
+    half = rows // 2
+    pairs = [
+        _batch_logprobs(model, _rows(inputs, [i, i + half]), frozen_prompt) for i in range(half)
+    ]
+    stacked = torch.stack(pairs)  # (pairs, 2): chosen, rejected
+    return torch.cat([stacked[:, 0], stacked[:, 1]])
+
+
+def _rows(inputs: Mapping[str, Any], rows: list[int]) -> dict[str, Any]:
+    """Those rows of a right-padded batch, the padding they all share cut off."""
+    keys = ("input_ids", "attention_mask", "completion_mask")
+    picked = {k: inputs[k][rows] for k in keys}
+    width = int(picked["attention_mask"].sum(dim=1).max())
+    return {k: v[:, :width] for k, v in picked.items()}
+
+
+def _batch_logprobs(model: Any, inputs: Mapping[str, Any], frozen_prompt: bool) -> Any:
+    """completion_logprobs for one batch in one pass (the prefix shared where a pair's is)."""
+    import torch
+    import torch.nn.functional as F
+
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    targets = ids.masked_fill(inputs["completion_mask"] == 0, IGNORE)[:, 1:]
+    keep = labelled_positions(targets)
+    rows = torch.arange(ids.size(0), device=ids.device)
+    if frozen_prompt and _pairs_share_prefix(ids, mask, int(keep[0])):
+        # chosen i beside rejected i, so that repeating the prefix cache pairs them up
+        rows = rows.view(2, -1).t().reshape(-1)
+        forward = {"input_ids": ids[rows], "attention_mask": mask[rows]}
+        outputs = forward_after_frozen_prompt(model, forward, keep, repeats=2)
+    elif frozen_prompt:
+        outputs = forward_after_frozen_prompt(
+            model, {"input_ids": ids, "attention_mask": mask}, keep
+        )
+    else:
+        outputs = model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=keep)
+    picked = targets[rows][:, keep]
+    logits = outputs.logits.float()
+    per_token = -F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)),
+        picked.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="none",
+    ).view(picked.shape)
+    logps = per_token.sum(dim=1)  # ignored positions contribute 0
+    return logps[torch.argsort(rows)]  # back in the batch's order
+
+
+def _pairs_share_prefix(ids: Any, mask: Any, split: int) -> bool:
+    """Do row i and row i + n/2 hold the same tokens before `split` (one prompt, two answers)?"""
+    if ids.size(0) % 2 or split == 0:
+        return False
+    chosen, rejected = ids[:, :split].chunk(2), mask[:, :split].chunk(2)
+    return bool((chosen[0] == chosen[1]).all() and (rejected[0] == rejected[1]).all())

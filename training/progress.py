@@ -14,7 +14,8 @@ from transformers import TrainerCallback
 
 
 class ProgressReport(TrainerCallback):
-    """Reports steps, loss, answer-token accuracy, p(end of turn), tokens/s and time left."""
+    """Reports steps, loss, answer-token accuracy, p(end of turn) (SFT), pairs won and reward
+    margin (DPO), tokens/s and time left."""
 
     def __init__(self, report: Callable[[str], None]) -> None:
         self._report = report
@@ -34,6 +35,9 @@ class ProgressReport(TrainerCallback):
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
     ) -> None:
+        if logs and "eval_loss" in logs:
+            self._report(self._evaluation(state, logs))
+            return
         if not logs or "loss" not in logs:
             return
         now = time.perf_counter()
@@ -42,6 +46,9 @@ class ProgressReport(TrainerCallback):
             parts.append(f"accuracy {logs['mean_token_accuracy']:.2f}")
         if "end_of_turn_prob" in logs:
             parts.append(f"p(end of turn) {logs['end_of_turn_prob']:.3f}")
+        if "rewards/accuracies" in logs:  # DPO: how often the chosen answer wins, and by how much
+            parts.append(f"pairs won {logs['rewards/accuracies']:.2f}")
+            parts.append(f"margin {logs['rewards/margins']:.2f}")
         if "num_tokens" in logs:
             tokens = int(logs["num_tokens"])
             if self._last is not None and now > self._last[0]:
@@ -49,6 +56,16 @@ class ProgressReport(TrainerCallback):
             self._last = (now, tokens)
         parts.append(self._time_left(state, now - self._started))
         self._report(" | ".join(parts))
+
+    @staticmethod
+    def _evaluation(state: Any, logs: dict[str, Any]) -> str:
+        parts = [f"eval at step {state.global_step}", f"loss {logs['eval_loss']:.3f}"]
+        if "eval_rewards/accuracies" in logs:
+            parts.append(f"pairs won {logs['eval_rewards/accuracies']:.2f}")
+            parts.append(f"margin {logs['eval_rewards/margins']:.2f}")
+        if "eval_end_of_turn_prob" in logs:
+            parts.append(f"p(end of turn) {logs['eval_end_of_turn_prob']:.3f}")
+        return " | ".join(parts)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._report(f"Checkpoint at step {state.global_step} saved in {args.output_dir}.")
