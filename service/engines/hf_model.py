@@ -42,13 +42,14 @@ class HFModel:
 
     def load(self, threads: int | None = None) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         from service.engines.quantization import quantize_linear_layers
+        from service.engines.tokenizer import shared_tokenizer
 
         if threads:
             torch.set_num_threads(threads)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        self.tokenizer = shared_tokenizer(self.model_dir)  # the token counter's copy too
         model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32)
         model.eval()
         if self._weights in ("int8", "int8-head"):

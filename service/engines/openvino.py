@@ -128,9 +128,9 @@ class OpenVINOEngine:
                 await self.load_adapter(path.name, str(path))
 
     def _load_tokenizer(self) -> None:
-        from transformers import AutoTokenizer
+        from service.engines.tokenizer import shared_tokenizer
 
-        self._tokenizer = AutoTokenizer.from_pretrained(str(self._ov_dir))
+        self._tokenizer = shared_tokenizer(self._ov_dir)  # the token counter's, same files
         end_of_turn = self._tokenizer.convert_tokens_to_ids(END_OF_TURN)
         ids = {self._tokenizer.eos_token_id, end_of_turn}
         self._stop_ids = {int(i) for i in ids if i is not None}

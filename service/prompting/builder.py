@@ -75,14 +75,14 @@ def estimate_tokens(text: str) -> int:
 
 
 def token_counter(model_dir: Path) -> Callable[[str], int]:
-    """Counts with the model's own tokenizer (tokenizer.json), else estimates."""
-    path = model_dir / "tokenizer.json"
-    if not path.is_file():
+    """Counts with the model's own tokenizer (the one an in-process engine uses too: one copy
+    per process, service/engines/tokenizer.py), else estimates."""
+    if not (model_dir / "tokenizer.json").is_file():
         return estimate_tokens
-    from tokenizers import Tokenizer
+    from service.engines.tokenizer import shared_tokenizer
 
-    tokenizer = Tokenizer.from_file(str(path))
-    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
+    tokenizer = shared_tokenizer(model_dir)  # the closure holds it: it stays loaded
+    return lambda text: len(tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
 
 
 class PromptBuilder:
