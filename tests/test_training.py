@@ -171,9 +171,14 @@ async def test_dpo_continues_the_sft_adapter_and_prefers_the_corrections(
     metrics = json.loads((tmp_path / "adapter" / "tunedesk-adapter.json").read_text())["metrics"]
     assert metrics["first_train_loss"] == pytest.approx(0.6931, abs=1e-3)  # policy = reference
     assert metrics["last_train_loss"] < metrics["first_train_loss"]
-    # the answer-only step computes the sigmoid loss alone, and says so for TRL's others
+    # the answer-only step computes the sigmoid loss and RPO's SFT term, and says so for others
     other = CliRunner().invoke(main, [*args, "--set", "trainer.loss_type=[ipo]"])
     assert other.exit_code == 2 and "loss.frozen_prompt=false" in other.output, other.output
+    rpo_dir = tmp_path / "rpo"
+    rpo = [*args, "--set", "trainer.loss_type=[sigmoid,sft]", "--output-dir", str(rpo_dir)]
+    assert CliRunner().invoke(main, rpo).exit_code == 0
+    rpo_record = json.loads((rpo_dir / "adapter" / "tunedesk-adapter.json").read_text())
+    assert rpo_record["metrics"]["first_train_loss"] > 0.6931 + 1  # plus the answers' token loss
     engine = LocalEngine(tiny_model_dir, weights="fp32")
     await engine.start()
     await engine.load_adapter("halcyon-dpo", str(tmp_path / "adapter"))

@@ -63,7 +63,8 @@ def run_dpo(job: TrainJob, base_model: Path, resume: bool, report: Report = prin
     policy, reference, peft_config = _models(inputs.model, base_model, job)
     if job.loss.frozen_prompt and (unsupported := _beyond_sigmoid(inputs.config)):
         raise ConfigError(
-            f"loss.frozen_prompt computes the plain sigmoid DPO loss, not {unsupported}:"
+            f"loss.frozen_prompt computes the sigmoid DPO loss (and RPO's sft term), not"
+            f" {unsupported}:"
             " set loss.frozen_prompt=false for TRL's own loss"
         )
     trainer_cls = answer_dpo_trainer(DPOTrainer) if job.loss.frozen_prompt else DPOTrainer
@@ -95,10 +96,13 @@ def _models(model: Any, base_model: Path, job: TrainJob) -> tuple[Any, Any, Any]
     return policy, reference.eval(), None
 
 
+ANSWER_ONLY_LOSSES = ("sigmoid", "sft")  # what the answer-only step computes (with weights)
+
+
 def _beyond_sigmoid(config: Any) -> str:
     """The DPOConfig settings the answer-only step does not compute, as text ('' for none)."""
     settings = {
-        "loss_type": (list(config.loss_type), ["sigmoid"]),
+        "loss_type": ([t for t in config.loss_type if t not in ANSWER_ONLY_LOSSES], []),
         "label_smoothing": (config.label_smoothing, 0.0),
         "ld_alpha": (config.ld_alpha, None),
         "use_weighting": (config.use_weighting, False),
@@ -139,7 +143,14 @@ def answer_dpo_trainer(base: type[Any]) -> type[Any]:
                 ref_chosen, ref_rejected = self.compute_ref_log_probs(reference, inputs)
             chosen_rewards = self.beta * (chosen - ref_chosen)
             rejected_rewards = self.beta * (rejected - ref_rejected)
-            loss = -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
+            chosen_tokens = inputs["completion_mask"].chunk(2)[0][:, 1:].sum().clamp(min=1)
+            terms = {
+                "sigmoid": -F.logsigmoid(chosen_rewards - rejected_rewards).mean(),
+                # RPO's SFT term: the chosen answers' mean token loss, so their likelihood holds
+                "sft": -chosen.sum() / chosen_tokens,
+            }
+            weighted = zip(self.loss_types, self.loss_weights, strict=True)
+            loss = sum(terms[kind] * weight for kind, weight in weighted)
             mode = "train" if model.training else "eval"
             metrics = self._metrics[mode]
             if mode == "train":
