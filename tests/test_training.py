@@ -96,12 +96,12 @@ async def greedy(engine: LocalEngine | VLLMEngine, adapter: str | None) -> str:
     return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
-def training_dataset(root: Path) -> Path:
+def training_dataset(root: Path, eval_fraction: float = 0.0) -> Path:
     """Four good answers, and four corrections that are also preference pairs."""
     system = load_system_prompt(SAMPLE_KNOWLEDGE_DIR)
     rebuilder = PromptRebuilder(PromptBuilder(system), [], None)
     items = [short_transcript(i, q, a) for i, (q, a) in enumerate(PAIRS)]
-    return build_dataset(items, rebuilder, root, BuildOptions(0.0), {}).directory
+    return build_dataset(items, rebuilder, root, BuildOptions(eval_fraction), {}).directory
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +179,14 @@ async def test_dpo_continues_the_sft_adapter_and_prefers_the_corrections(
     assert CliRunner().invoke(main, rpo).exit_code == 0
     rpo_record = json.loads((rpo_dir / "adapter" / "tunedesk-adapter.json").read_text())
     assert rpo_record["metrics"]["first_train_loss"] > 0.6931 + 1  # plus the answers' token loss
+    # held-out pairs are scored by the same path, one pair at a time, and the run says so
+    split = training_dataset(tmp_path / "split", eval_fraction=0.5)
+    assert (split / "dpo" / "eval.jsonl").read_text().strip()
+    held_out = [*args, "--dataset", str(split), "--output-dir", str(tmp_path / "held-out")]
+    held_out += ["--set", "trainer.eval_strategy=steps", "--set", "trainer.eval_steps=1"]
+    evaluated = CliRunner().invoke(main, [*held_out, "--max-steps", "1"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "eval at step 1 | loss" in evaluated.output and "pairs won" in evaluated.output
     engine = LocalEngine(tiny_model_dir, weights="fp32")
     await engine.start()
     await engine.load_adapter("halcyon-dpo", str(tmp_path / "adapter"))
