@@ -11,7 +11,8 @@ step of two pairs took minutes. With `loss.frozen_prompt` (the default, as for S
 log-probabilities come from training/loss.py's answer-only path instead: the prompt runs once
 without a graph, only answer positions reach the head, and the reference's are computed once
 before training (`precompute_ref_log_probs`). The loss is TRL's sigmoid DPO loss, the same
-number; bench/dpo_step.py measures the step.
+number, optionally with RPO's SFT term (`loss_type: [sigmoid, sft]`); bench/dpo_step.py
+measures the step.
 """
 
 from __future__ import annotations
@@ -60,13 +61,12 @@ def run_dpo(job: TrainJob, base_model: Path, resume: bool, report: Report = prin
         f"DPO on {len(inputs.train)} pairs ({len(inputs.evaluation)} eval, "
         f"{inputs.dropped_train} dropped as too long)"
     )
-    policy, reference, peft_config = _models(inputs.model, base_model, job)
     if job.loss.frozen_prompt and (unsupported := _beyond_sigmoid(inputs.config)):
         raise ConfigError(
-            f"loss.frozen_prompt computes the sigmoid DPO loss (and RPO's sft term), not"
-            f" {unsupported}:"
-            " set loss.frozen_prompt=false for TRL's own loss"
+            f"loss.frozen_prompt computes the sigmoid DPO loss and RPO's sft term, not "
+            f"{unsupported}: set loss.frozen_prompt=false for TRL's own loss"
         )
+    policy, reference, peft_config = _models(inputs.model, base_model, job)
     trainer_cls = answer_dpo_trainer(DPOTrainer) if job.loss.frozen_prompt else DPOTrainer
     trainer = trainer_cls(
         model=policy,
