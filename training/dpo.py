@@ -29,6 +29,7 @@ from training.runs import (
     prepare_inputs,
     resume_point,
     starting_point,
+    step_metrics,
 )
 
 DPO_DEFAULTS: dict[str, Any] = {
@@ -151,11 +152,7 @@ def answer_dpo_trainer(base: type[Any]) -> type[Any]:
             }
             weighted = zip(self.loss_types, self.loss_weights, strict=True)
             loss = sum(terms[kind] * weight for kind, weight in weighted)
-            mode = "train" if model.training else "eval"
-            metrics = self._metrics[mode]
-            if mode == "train":
-                self._total_train_tokens += int(inputs["attention_mask"].sum())
-                metrics["num_tokens"] = [self._total_train_tokens]
+            metrics = step_metrics(self, model, inputs)
             with torch.no_grad():
                 metrics["rewards/chosen"].append(chosen_rewards.mean().item())
                 metrics["rewards/rejected"].append(rejected_rewards.mean().item())

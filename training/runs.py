@@ -170,6 +170,17 @@ def lora_config(settings: LoraSettings) -> Any:
     )
 
 
+def step_metrics(trainer: Any, model: Any, inputs: dict[str, Any]) -> Any:
+    """The trainer's metrics for this step's mode, with a training step's tokens counted (what
+    TRL's own compute_loss does before the loss-specific figures are added)."""
+    mode = "train" if model.training else "eval"
+    metrics = trainer._metrics[mode]
+    if mode == "train":
+        trainer._total_train_tokens += int(inputs["attention_mask"].sum())
+        metrics["num_tokens"] = [trainer._total_train_tokens]
+    return metrics
+
+
 def starting_point(model: Any, job: TrainJob) -> tuple[Any, Any]:
     """(model, peft_config) for TRL: a fresh LoRA, or the job's `init_adapter` trained further."""
     if job.init_adapter is None:

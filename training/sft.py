@@ -24,6 +24,7 @@ from training.runs import (
     prepare_inputs,
     resume_point,
     starting_point,
+    step_metrics,
 )
 
 SFT_DEFAULTS: dict[str, Any] = {
@@ -89,11 +90,7 @@ def answer_trainer(base: type[Any]) -> type[Any]:
             if return_outputs:  # only compute_metrics wants logits: TRL's own path builds them
                 return super().compute_loss(model, inputs, True, num_items_in_batch)
             parts = self.answer_loss(model, inputs, num_items_in_batch)
-            mode = "train" if model.training else "eval"
-            metrics = self._metrics[mode]
-            if mode == "train":
-                self._total_train_tokens += int(inputs["attention_mask"].sum())
-                metrics["num_tokens"] = [self._total_train_tokens]
+            metrics = step_metrics(self, model, inputs)
             metrics["mean_token_accuracy"].append(parts.correct / max(parts.labelled, 1))
             if parts.end_of_turn_prob is not None:
                 metrics["end_of_turn_prob"].append(parts.end_of_turn_prob)
